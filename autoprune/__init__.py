@@ -1,0 +1,39 @@
+"""autoprune: search per-layer pruning policies for PyTorch CNNs with Optuna."""
+
+from __future__ import annotations
+
+from autoprune.data import DataBundle, DataSpec, load_data
+from autoprune.errors import AutopruneError, DataNotFoundError
+from autoprune.metrics import (
+    count_macs,
+    count_nonzero,
+    count_params,
+    layer_table,
+    measure_latency,
+    model_size_mib,
+)
+from autoprune.models import ModelSpec, build_model
+from autoprune.train import TrainRecipe, evaluate, get_baseline, recalibrate_bn, train
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AutopruneError",
+    "DataBundle",
+    "DataNotFoundError",
+    "DataSpec",
+    "ModelSpec",
+    "TrainRecipe",
+    "build_model",
+    "count_macs",
+    "count_nonzero",
+    "count_params",
+    "evaluate",
+    "get_baseline",
+    "layer_table",
+    "load_data",
+    "measure_latency",
+    "model_size_mib",
+    "recalibrate_bn",
+    "train",
+]

@@ -1,0 +1,75 @@
+"""Content-hash cache keys, atomic writes and corruption-tolerant reads.
+
+Every expensive stage (baseline training, sensitivity scans, latency tables) stores its output
+under a key hashed from everything it depends on: weights, a data fingerprint, settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["cache_dir", "hash_key", "hash_state_dict", "atomic_torch_save", "safe_torch_load"]
+
+
+def cache_dir(sub: str = "") -> Path:
+    """``$AUTOPRUNE_CACHE`` or ``~/.cache/autoprune``, plus ``sub``; created on demand."""
+    base = Path(os.environ.get("AUTOPRUNE_CACHE", Path.home() / ".cache" / "autoprune"))
+    path = base / sub if sub else base
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def hash_key(*parts: Any) -> str:
+    """A short stable hash of JSON-serialisable parts."""
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha1(blob).hexdigest()[:16]
+
+
+def hash_state_dict(model: nn.Module | dict) -> str:
+    """Hash of a model's weights and buffers (names, shapes and exact values)."""
+    state = model.state_dict() if isinstance(model, nn.Module) else model
+    h = hashlib.sha1()
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous().reshape(-1)
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:16]
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """Write to a temporary file and rename it: a crash never leaves half a file behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def safe_torch_load(path: Path, required: tuple[str, ...] = ()) -> dict | None:
+    """Load a cached dict; ``None`` (with a warning) when missing, unreadable or incomplete."""
+    if not path.is_file():
+        return None
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable entry is recomputed
+        warnings.warn(f"Cache entry {path} is corrupted ({type(exc).__name__}); recomputing.",
+                      stacklevel=2)
+        return None
+    if not isinstance(obj, dict) or any(k not in obj for k in required):
+        warnings.warn(f"Cache entry {path} is incomplete; recomputing.", stacklevel=2)
+        return None
+    return obj

@@ -1,0 +1,180 @@
+"""The ``autoprune`` command line.
+
+Every command turns bad input into one sentence on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+
+from autoprune.errors import AutopruneError
+
+EXIT_USAGE = 2
+
+
+def _input_size(text: str) -> tuple[int, int, int]:
+    try:
+        c, h, w = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--input-size must look like C,H,W (e.g. 3,32,32), got {text!r}") from None
+    if min(c, h, w) <= 0:
+        raise argparse.ArgumentTypeError(f"--input-size values must be positive, got {text!r}")
+    return c, h, w
+
+
+def _add_model_args(p: argparse.ArgumentParser, default_width: float = 0.25) -> None:
+    p.add_argument("--model", default="vgg",
+                   help="vgg | resnet20 | mobilenetv2 | cnn | torchvision:NAME | "
+                        "package.module:function (default: vgg)")
+    p.add_argument("--width", type=float, default=default_width,
+                   help=f"channel width multiplier of built-in models (default: {default_width})")
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default="fashion-mnist",
+                   help="fashion-mnist | mnist | cifar10 | imagefolder:PATH | "
+                        "package.module:function (default: fashion-mnist)")
+    p.add_argument("--data-root", default=None,
+                   help="directory holding the data files (default: $AUTOPRUNE_DATA, then "
+                        "/usr/share/datasets/fashion-mnist, then download when online)")
+    p.add_argument("--val-size", type=int, default=5000,
+                   help="validation images carved out of the training set (default: 5000)")
+    p.add_argument("--pad-to", type=int, default=32,
+                   help="zero-pad images to this square size; 0 keeps them (default: 32)")
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: cuda if "
+                                                  "available, else cpu)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="autoprune",
+        description="Search per-layer pruning policies for PyTorch CNNs: Optuna proposes "
+                    "per-layer sparsities or channel keep-ratios under a size, MACs or latency "
+                    "budget, a fast proxy scores them, and you get the Pareto front, plots and "
+                    "an exported policy with a pruned checkpoint.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("profile", help="per-layer table of params and MACs, plus totals",
+                       description="Print each conv/linear layer's shape, params and MACs "
+                                   "(share of total), totals, size in MiB and latency.")
+    _add_model_args(p, default_width=1.0)
+    p.add_argument("--input-size", type=_input_size, default=(3, 32, 32),
+                   help="C,H,W of one input image (default: 3,32,32)")
+    p.add_argument("--num-classes", type=int, default=10, help="classifier outputs (default: 10)")
+    p.add_argument("--latency", action="store_true",
+                   help="also measure latency (batch 1, all threads)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_cmd_profile)
+
+    p = sub.add_parser("train", help="train (or load from cache) the dense baseline",
+                       description="Train the dense baseline with the default recipe and cache "
+                                   "it, keyed by model, data and recipe; a second call loads it.")
+    _add_model_args(p)
+    _add_data_args(p)
+    _add_common(p)
+    p.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
+    p.add_argument("--lr", type=float, default=None, help="override the recipe's peak lr")
+    p.add_argument("--seed", type=int, default=0, help="training seed (default: 0)")
+    p.add_argument("--force", action="store_true", help="retrain even when cached")
+    p.set_defaults(func=_cmd_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore", category=UserWarning, module="torch_pruning")
+    try:
+        return int(args.func(args) or 0)
+    except (AutopruneError, ValueError, TypeError, FileNotFoundError) as exc:
+        print(f"autoprune {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"autoprune {args.command}: interrupted.", file=sys.stderr)
+        return 130
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _cmd_profile(args: argparse.Namespace) -> int:
+    from autoprune.metrics import count_macs, layer_table, measure_latency, summarize
+    from autoprune.models import ModelSpec, build_model
+
+    spec = ModelSpec(args.model, args.width, args.input_size[0], args.num_classes)
+    model = build_model(spec).eval()
+    rows = layer_table(model, args.input_size)
+    totals = summarize(model, args.input_size)
+    total_macs = count_macs(model, args.input_size)
+    out = {
+        "model": spec.to_dict(),
+        "input_size": list(args.input_size),
+        "layers": [{"name": r.name, "kind": r.kind, "shape": list(r.shape), "params": r.params,
+                    "macs": r.macs, "macs_share": r.macs / total_macs if total_macs else 0.0}
+                   for r in rows],
+        "totals": totals,
+    }
+    if args.latency:
+        out["latency"] = measure_latency(model, args.input_size).to_dict()
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"{'layer':<28}{'kind':<8}{'shape':<22}{'params':>12}{'MACs':>14}{'share':>8}")
+    for r in out["layers"]:
+        print(f"{r['name']:<28}{r['kind']:<8}{str(tuple(r['shape'])):<22}{r['params']:>12,}"
+              f"{r['macs']:>14,}{100 * r['macs_share']:>7.1f}%")
+    print(f"total: {totals['params'] / 1e6:.2f} M params, {totals['size_mib']:.2f} MiB "
+          f"(32-bit), {totals['macs'] / 1e6:.0f} M MACs")
+    if args.latency:
+        lat = out["latency"]
+        print(f"latency: {lat['median_ms']:.3f} ms median (IQR {lat['iqr_ms']:.3f} ms), batch "
+              f"{lat['batch_size']}, {lat['threads']} threads, {lat['device']}")
+    return 0
+
+
+def data_spec_from_args(args: argparse.Namespace):
+    from autoprune.data import DataSpec
+
+    return DataSpec(args.data, root=args.data_root, val_size=args.val_size,
+                    pad_to=args.pad_to or None)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from autoprune.data import load_data
+    from autoprune.metrics import measure_latency, summarize
+    from autoprune.models import ModelSpec
+    from autoprune.train import default_recipe, get_baseline
+
+    data_spec = data_spec_from_args(args)
+    data = load_data(data_spec)
+    spec = ModelSpec(args.model, args.width, data.in_channels, data.num_classes)
+    recipe = default_recipe(spec)
+    recipe = replace(recipe, seed=args.seed, epochs=args.epochs or recipe.epochs,
+                     lr=args.lr or recipe.lr)
+    base = get_baseline(spec, data_spec, recipe, data=data, device=args.device,
+                        force=args.force, progress=not args.quiet)
+    totals = summarize(base.model, data.input_size)
+    lat = measure_latency(base.model, data.input_size, device="cpu")
+    how = "cache hit" if base.cache_hit else f"trained in {base.train_seconds:.0f} s"
+    print(f"baseline {spec.name} width {spec.width} on {data.name} ({how}): {base.path}")
+    print(f"  test accuracy {base.test_acc:.2f} %  (validation {base.val_acc:.2f} %)")
+    print(f"  size {totals['size_mib']:.3f} MiB ({totals['params']:,} params, 32-bit), "
+          f"{totals['macs'] / 1e6:.2f} M MACs per image")
+    print(f"  latency {lat.median_ms:.3f} ms median (IQR {lat.iqr_ms:.3f} ms), batch "
+          f"{lat.batch_size}, {lat.threads} threads, {lat.device}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""Honest measurement: parameters, size, MACs and latency. Measuring never changes the model.
+
+Conventions (the pruning lab's):
+    * size in MiB = nonzero parameters x bit width / 8 / 2**20 (32-bit by default);
+    * MACs = FLOPs / 2 from :mod:`torch.utils.flop_counter`, each conv / linear layer's share
+      scaled by its weight density for fine-grained sparsity;
+    * latency = median (and IQR) of :mod:`torch.utils.benchmark` runs on a stated device,
+      batch size and thread count.
+
+Example:
+    >>> from autoprune.models import ModelSpec, build_model
+    >>> m = build_model(ModelSpec("vgg"))
+    >>> round(count_macs(m, (3, 32, 32)) / 1e6)
+    606
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+__all__ = [
+    "LayerInfo",
+    "LatencyResult",
+    "count_params",
+    "count_nonzero",
+    "model_size_mib",
+    "count_macs",
+    "layer_table",
+    "measure_latency",
+    "prunable_layers",
+    "summarize",
+]
+
+MIB = 2**20
+
+
+def prunable_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """Conv and linear modules by FQN, in definition order."""
+    return {n: m for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_nonzero(model: nn.Module) -> int:
+    """Parameters that storage must hold: nonzero conv / linear weights, every other parameter.
+
+    Only conv / linear weights are ever pruned; biases and batch-norm affine parameters count
+    in full even where they happen to be zero (a fresh BN bias is all zeros).
+    """
+    weights = {id(m.weight) for m in prunable_layers(model).values()}
+    return sum(int(torch.count_nonzero(p)) if id(p) in weights else p.numel()
+               for p in model.parameters())
+
+
+def model_size_mib(model: nn.Module, bits: int = 32, nonzero_only: bool = True) -> float:
+    """Size in MiB: (nonzero) parameters x ``bits`` / 8 / 2**20."""
+    n = count_nonzero(model) if nonzero_only else count_params(model)
+    return n * bits / 8 / MIB
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One conv / linear layer of a profile."""
+
+    name: str
+    kind: str
+    shape: tuple[int, ...]
+    params: int
+    nonzero: int
+    dense_macs: int
+    macs: int
+
+    @property
+    def density(self) -> float:
+        return self.nonzero / self.params if self.params else 1.0
+
+
+def _flop_counts(model: nn.Module, input_size: tuple[int, ...]) -> tuple[int, dict[str, int]]:
+    """Total FLOPs of one forward pass of batch 1, and FLOPs per module FQN."""
+    probe = copy.deepcopy(model).eval()
+    device = next(probe.parameters(), torch.empty(0)).device
+    x = torch.zeros(1, *input_size, device=device)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        probe(x)
+    root = type(probe).__name__
+    per_module = {}
+    for key, ops in counter.get_flop_counts().items():
+        if key == root:
+            per_module[""] = sum(ops.values())
+        elif key.startswith(root + "."):
+            per_module[key[len(root) + 1 :]] = sum(ops.values())
+    return counter.get_total_flops(), per_module
+
+
+def layer_table(model: nn.Module, input_size: tuple[int, ...]) -> list[LayerInfo]:
+    """Per conv / linear layer: shape, params, nonzeros, dense and density-scaled MACs."""
+    _, per_module = _flop_counts(model, input_size)
+    rows = []
+    for name, mod in prunable_layers(model).items():
+        w = mod.weight
+        params = w.numel() + (mod.bias.numel() if mod.bias is not None else 0)
+        nonzero = int(torch.count_nonzero(w)) + (
+            int(torch.count_nonzero(mod.bias)) if mod.bias is not None else 0
+        )
+        dense = per_module.get(name, 0) // 2
+        density = int(torch.count_nonzero(w)) / w.numel()
+        rows.append(LayerInfo(name, type(mod).__name__, tuple(w.shape), params, nonzero, dense,
+                              int(round(dense * density))))
+    return rows
+
+
+def count_macs(model: nn.Module, input_size: tuple[int, ...], sparse: bool = True) -> int:
+    """MACs of one image (FLOPs / 2); with ``sparse`` each layer is scaled by its density."""
+    total, _ = _flop_counts(model, input_size)
+    macs = total // 2
+    if sparse:
+        macs -= sum(r.dense_macs - r.macs for r in layer_table(model, input_size))
+    return int(macs)
+
+
+@dataclass(frozen=True)
+class LatencyResult:
+    """Latency of one forward pass, with the conditions it was measured under."""
+
+    median_ms: float
+    iqr_ms: float
+    batch_size: int
+    threads: int
+    device: str
+    runs: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def measure_latency(
+    model: nn.Module,
+    input_size: tuple[int, ...],
+    *,
+    batch_size: int = 1,
+    threads: int | None = None,
+    device: str | torch.device | None = None,
+    min_run_time: float = 0.5,
+) -> LatencyResult:
+    """Median forward latency in ms via :class:`torch.utils.benchmark.Timer`.
+
+    The model is deep-copied and put in eval mode; the original is untouched.
+    """
+    from torch.utils import benchmark
+
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}.")
+    dev = torch.device(device) if device is not None else (
+        next(model.parameters(), torch.empty(0)).device
+    )
+    threads = threads or torch.get_num_threads()
+    probe = copy.deepcopy(model).to(dev).eval()
+    x = torch.randn(batch_size, *input_size, device=dev)
+    with torch.no_grad():
+        for _ in range(3):
+            probe(x)
+        timer = benchmark.Timer(stmt="model(x)", globals={"model": probe, "x": x},
+                                num_threads=threads)
+        m = timer.blocked_autorange(min_run_time=min_run_time)
+    return LatencyResult(m.median * 1e3, m.iqr * 1e3, batch_size, threads, str(dev),
+                         len(m.times))
+
+
+def summarize(model: nn.Module, input_size: tuple[int, ...], bits: int = 32) -> dict:
+    """Totals: params, nonzeros, size (dense and nonzero MiB) and MACs."""
+    return {
+        "params": count_params(model),
+        "nonzero": count_nonzero(model),
+        "size_mib": model_size_mib(model, bits, nonzero_only=True),
+        "dense_size_mib": model_size_mib(model, bits, nonzero_only=False),
+        "macs": count_macs(model, input_size),
+        "dense_macs": count_macs(model, input_size, sparse=False),
+    }

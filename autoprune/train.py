@@ -1,0 +1,295 @@
+"""One train / fine-tune / evaluate implementation, used by every stage.
+
+Example:
+    >>> recipe = TrainRecipe(epochs=1)
+    >>> train(model, bundle, recipe)                 # doctest: +SKIP
+    >>> evaluate(model, bundle, "val")               # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from autoprune.cache import atomic_torch_save, cache_dir, hash_key, safe_torch_load
+from autoprune.data import DataBundle, DataSpec, load_data
+from autoprune.models import ModelSpec, build_model
+
+__all__ = [
+    "TrainRecipe",
+    "Baseline",
+    "default_device",
+    "seed_everything",
+    "train",
+    "evaluate",
+    "get_baseline",
+    "recalibrate_bn",
+]
+
+_OPTIMIZERS = ("sgd", "adamw")
+_SCHEDULES = ("onecycle", "cosine", "constant")
+
+
+@dataclass(frozen=True)
+class TrainRecipe:
+    """How to train or fine-tune.
+
+    Args:
+        epochs: Passes over the training split (ignored when ``steps`` is set).
+        steps: Exact number of optimiser steps (used by the search's short fine-tune).
+        batch_size: Training batch size.
+        lr: Peak learning rate.
+        momentum: SGD momentum (nesterov).
+        weight_decay: L2 weight decay.
+        optimizer: ``sgd`` or ``adamw``.
+        schedule: ``onecycle``, ``cosine`` or ``constant``.
+        label_smoothing: Cross-entropy label smoothing.
+        seed: Seed of initialisation order and batch order.
+    """
+
+    epochs: int = 4
+    steps: int | None = None
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    optimizer: str = "sgd"
+    schedule: str = "onecycle"
+    label_smoothing: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in _OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {_OPTIMIZERS}, got {self.optimizer!r}.")
+        if self.schedule not in _SCHEDULES:
+            raise ValueError(f"schedule must be one of {_SCHEDULES}, got {self.schedule!r}.")
+        if self.epochs < 0 or (self.steps is not None and self.steps < 0):
+            raise ValueError(f"epochs and steps cannot be negative, got {self.epochs}, "
+                             f"{self.steps}.")
+        if self.lr <= 0 or self.batch_size <= 0:
+            raise ValueError(f"lr and batch_size must be positive, got {self.lr}, "
+                             f"{self.batch_size}.")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}.")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def default_device() -> torch.device:
+    """CUDA when present, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _make_optimizer(model: nn.Module, recipe: TrainRecipe) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.ndim > 1 else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": recipe.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    if recipe.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=recipe.lr)
+    return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=True)
+
+
+def _make_scheduler(opt: torch.optim.Optimizer, recipe: TrainRecipe, total: int):
+    if recipe.schedule == "onecycle" and total > 1:
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=total,
+                                                   pct_start=0.25)
+    if recipe.schedule == "cosine" and total > 0:
+        return torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+    return None
+
+
+def train(
+    model: nn.Module,
+    data: DataBundle,
+    recipe: TrainRecipe,
+    *,
+    device: torch.device | str | None = None,
+    after_step: Callable[[nn.Module], None] | None = None,
+    progress: bool = True,
+    desc: str = "train",
+) -> dict:
+    """Train ``model`` in place on the training split.
+
+    Args:
+        after_step: Called after every optimiser step, e.g. to re-apply pruning masks so that
+            pruned weights stay zero.
+
+    Returns:
+        ``{"steps", "seconds", "final_loss"}``.
+    """
+    device = torch.device(device) if device is not None else default_device()
+    model.to(device).train()
+    seed_everything(recipe.seed)
+    loader = data.loader("train", recipe.batch_size, seed=recipe.seed, device=device)
+    total = recipe.steps if recipe.steps is not None else recipe.epochs * len(loader)
+    opt = _make_optimizer(model, recipe)
+    sched = _make_scheduler(opt, recipe, total)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    step, start, ema = 0, time.perf_counter(), None
+    bar = tqdm(total=total, desc=desc, disable=not progress, leave=False, unit="step")
+    while step < total:
+        for x, y in loader:
+            loss = loss_fn(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if sched is not None:
+                sched.step()
+            if after_step is not None:
+                after_step(model)
+            step += 1
+            ema = float(loss.detach()) if ema is None else 0.95 * ema + 0.05 * float(loss.detach())
+            bar.update(1)
+            if step % 20 == 0:
+                bar.set_postfix(loss=f"{ema:.3f}")
+            if step >= total:
+                break
+    bar.close()
+    model.eval()
+    return {"steps": step, "seconds": time.perf_counter() - start, "final_loss": ema}
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    data: DataBundle,
+    split: str = "val",
+    *,
+    limit: int | None = None,
+    device: torch.device | str | None = None,
+    batch_size: int = 500,
+) -> float:
+    """Top-1 accuracy in percent on a split (optionally its first ``limit`` images)."""
+    device = torch.device(device) if device is not None else default_device()
+    was_training = model.training
+    model.to(device).eval()
+    correct = total = 0
+    for x, y in data.loader(split, batch_size, shuffle=False, augment=False, limit=limit,
+                            device=device):
+        correct += int((model(x).argmax(1) == y).sum())
+        total += int(y.numel())
+    model.train(was_training)
+    return 100.0 * correct / max(total, 1)
+
+
+@torch.no_grad()
+def recalibrate_bn(
+    model: nn.Module,
+    data: DataBundle,
+    *,
+    images: int = 512,
+    batch_size: int = 128,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+) -> None:
+    """Re-estimate batch-norm running statistics from training images (forward only)."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns or images <= 0:
+        return
+    device = torch.device(device) if device is not None else default_device()
+    model.to(device)
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average over the recalibration batches
+    model.train()
+    seen = 0
+    for x, _ in data.loader("train", batch_size, shuffle=True, augment=False, seed=seed,
+                            device=device):
+        model(x)
+        seen += x.shape[0]
+        if seen >= images:
+            break
+    for bn in bns:
+        bn.momentum = 0.1
+    model.eval()
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+def default_recipe(spec: ModelSpec) -> TrainRecipe:
+    """The recipe that trains each built-in model well in a few CPU minutes."""
+    if spec.name == "cnn":
+        return TrainRecipe(epochs=3, lr=0.05)
+    return TrainRecipe(epochs=4, lr=0.1)
+
+
+@dataclass
+class Baseline:
+    """A trained dense model with how it was made and how well it does."""
+
+    model: nn.Module
+    model_spec: ModelSpec
+    recipe: TrainRecipe
+    data_fingerprint: str
+    val_acc: float
+    test_acc: float
+    train_seconds: float
+    path: str
+    cache_hit: bool
+
+
+def get_baseline(
+    model_spec: ModelSpec,
+    data_spec: DataSpec,
+    recipe: TrainRecipe | None = None,
+    *,
+    data: DataBundle | None = None,
+    device: torch.device | str | None = None,
+    force: bool = False,
+    progress: bool = True,
+) -> Baseline:
+    """Train the dense baseline, or load it from the cache (keyed by spec, data and recipe).
+
+    A corrupted cache entry is detected and retrained, never trusted.
+    """
+    data = data if data is not None else load_data(data_spec)
+    recipe = recipe or default_recipe(model_spec)
+    key = hash_key("baseline", model_spec.to_dict(), data.fingerprint, recipe.to_dict())
+    path = cache_dir("baselines") / f"{model_spec.name.replace(':', '_')}-{key}.pt"
+    model = build_model(model_spec)
+    entry = None if force else safe_torch_load(path, ("state_dict", "val_acc", "test_acc"))
+    if entry is not None:
+        try:
+            model.load_state_dict(entry["state_dict"])
+        except RuntimeError:
+            entry = None
+    if entry is not None:
+        model.eval()
+        return Baseline(model, model_spec, recipe, data.fingerprint, entry["val_acc"],
+                        entry["test_acc"], entry["train_seconds"], str(path), True)
+    seed_everything(recipe.seed)
+    model = build_model(model_spec)
+    stats = train(model, data, recipe, device=device, progress=progress, desc="baseline")
+    val_acc = evaluate(model, data, "val", device=device)
+    test_acc = evaluate(model, data, "test", device=device)
+    model.cpu()
+    atomic_torch_save({"state_dict": model.state_dict(), "val_acc": val_acc,
+                       "test_acc": test_acc, "train_seconds": stats["seconds"],
+                       "model_spec": model_spec.to_dict(), "recipe": recipe.to_dict()}, path)
+    return Baseline(model, model_spec, recipe, data.fingerprint, val_acc, test_acc,
+                    stats["seconds"], str(path), False)
+
+
+def with_steps(recipe: TrainRecipe, steps: int, seed: int | None = None) -> TrainRecipe:
+    """A copy of ``recipe`` that runs exactly ``steps`` optimiser steps."""
+    return replace(recipe, steps=steps, seed=recipe.seed if seed is None else seed)

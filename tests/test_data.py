@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import gzip
+
+import pytest
+import torch
+
+from autoprune.cli import main
+from autoprune.data import DataSpec, load_data, read_idx
+from autoprune.errors import DataNotFoundError
+
+
+def test_idx_reader_and_splits(synthetic_idx_root):
+    spec = DataSpec("fashion-mnist", root=str(synthetic_idx_root), val_size=200, seed=3)
+    a, b = load_data(spec), load_data(spec)
+    assert a.train.images.shape == (1000, 1, 28, 28) and a.train.images.dtype == torch.uint8
+    assert len(a.val) == 200 and len(a.test) == 300
+    assert torch.equal(a.val.labels, b.val.labels) and a.fingerprint == b.fingerprint
+    other = load_data(DataSpec("fashion-mnist", root=str(synthetic_idx_root), val_size=200,
+                               seed=4))
+    assert not torch.equal(a.val.images, other.val.images)
+    assert a.fingerprint != other.fingerprint
+
+
+def test_validation_is_disjoint_from_training(synthetic_idx_root):
+    data = load_data(DataSpec("fashion-mnist", root=str(synthetic_idx_root), val_size=200))
+    train_rows = {bytes(x.numpy()) for x in data.train.images}
+    assert not any(bytes(x.numpy()) in train_rows for x in data.val.images)
+
+
+def test_padding_and_normalisation(synthetic_idx_root):
+    data = load_data(DataSpec("fashion-mnist", root=str(synthetic_idx_root), val_size=100,
+                              pad_to=32))
+    assert data.input_size == (1, 32, 32)
+    assert data.train.images[:, :, :2, :].sum() == 0  # the padded border is zero
+    x, _ = next(iter(data.loader("train", 256, augment=False)))
+    assert abs(float(x.mean())) < 0.1 and abs(float(x.std()) - 1) < 0.1
+
+
+def test_loader_is_deterministic_and_augments_train_only(synthetic_idx_root):
+    data = load_data(DataSpec("fashion-mnist", root=str(synthetic_idx_root), val_size=100,
+                              augment="flip+crop"))
+    x1, y1 = next(iter(data.loader("train", 64, seed=7)))
+    x2, y2 = next(iter(data.loader("train", 64, seed=7)))
+    assert torch.equal(x1, x2) and torch.equal(y1, y2)
+    x3, _ = next(iter(data.loader("train", 64, seed=8)))
+    assert not torch.equal(x1, x3)
+    v1, _ = next(iter(data.loader("val", 64)))
+    v2, _ = next(iter(data.loader("val", 64, seed=99)))
+    assert torch.equal(v1, v2)
+
+
+def test_missing_data_one_sentence_exit_2(tmp_path, capsys):
+    with pytest.raises(DataNotFoundError, match=str(tmp_path)):
+        load_data(DataSpec("fashion-mnist", root=str(tmp_path)))
+    assert main(["train", "--data-root", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "not found" in err and str(tmp_path) in err and "dataset-fashion-mnist" in err
+
+
+def test_truncated_idx_file_is_reported(tmp_path):
+    path = tmp_path / "bad.gz"
+    with gzip.open(path, "wb") as f:
+        f.write(bytes([0, 0, 8, 3]) + (10).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2)
+    with pytest.raises(DataNotFoundError, match="truncated"):
+        read_idx(path)
+
+
+def test_bad_data_spec_values():
+    with pytest.raises(ValueError, match="'blur'"):
+        DataSpec(augment="blur")
+    with pytest.raises(ValueError, match="'svhn'"):
+        DataSpec("svhn")
+
+
+def test_real_fashion_mnist_shapes(fmnist):
+    assert len(fmnist.train) == 55000 and len(fmnist.val) == 5000 and len(fmnist.test) == 10000
+    assert fmnist.input_size == (1, 32, 32) and fmnist.num_classes == 10
+    assert set(fmnist.test.labels.tolist()) == set(range(10))

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import torch
+
+from autoprune.cli import main
+from autoprune.data import DataSpec
+from autoprune.models import ModelSpec, build_model
+from autoprune.train import TrainRecipe, evaluate, get_baseline, recalibrate_bn, train
+
+
+def test_training_learns_the_synthetic_task(synthetic_data):
+    model = build_model(ModelSpec("cnn", 0.5, 1, 10))
+    before = evaluate(model, synthetic_data, "val")
+    train(model, synthetic_data, TrainRecipe(epochs=3, lr=0.05, batch_size=64), progress=False)
+    assert evaluate(model, synthetic_data, "val") > max(90.0, before + 30)
+
+
+def test_after_step_hook_runs_every_step(synthetic_data):
+    calls = []
+    model = build_model(ModelSpec("cnn", 0.5, 1, 10))
+    stats = train(model, synthetic_data, TrainRecipe(steps=7, batch_size=32), progress=False,
+                  after_step=lambda m: calls.append(1))
+    assert stats["steps"] == 7 and len(calls) == 7
+
+
+def test_same_seed_same_weights(synthetic_data):
+    states = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = build_model(ModelSpec("cnn", 0.5, 1, 10))
+        train(model, synthetic_data, TrainRecipe(steps=5, batch_size=32, seed=3), progress=False)
+        states.append(model.state_dict())
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
+def test_recalibrate_bn_changes_running_stats(synthetic_data):
+    model = build_model(ModelSpec("vgg", 0.125, 1, 10))
+    bn = model.features[1]
+    assert torch.all(bn.running_mean == 0)
+    recalibrate_bn(model, synthetic_data, images=128)
+    assert not torch.all(bn.running_mean == 0) and bn.momentum == 0.1 and not model.training
+
+
+def test_baseline_cache_hit_and_corruption(synthetic_idx_root):
+    spec = DataSpec("fashion-mnist", root=str(synthetic_idx_root), val_size=200, augment="none")
+    mspec = ModelSpec("cnn", 0.5, 1, 10)
+    recipe = TrainRecipe(epochs=1, lr=0.05, batch_size=64)
+    first = get_baseline(mspec, spec, recipe, progress=False)
+    second = get_baseline(mspec, spec, recipe, progress=False)
+    assert not first.cache_hit and second.cache_hit
+    assert second.test_acc == first.test_acc
+    other = get_baseline(mspec, spec, TrainRecipe(epochs=1, lr=0.05, batch_size=64, seed=1),
+                         progress=False)
+    assert other.path != first.path
+    with open(first.path, "wb") as f:
+        f.write(b"not a checkpoint")
+    third = get_baseline(mspec, spec, recipe, progress=False)
+    assert not third.cache_hit and abs(third.test_acc - first.test_acc) < 1e-9
+
+
+def test_train_cli_runs_and_caches(synthetic_idx_root, capsys):
+    args = ["train", "--model", "cnn", "--width", "0.5", "--data-root", str(synthetic_idx_root),
+            "--val-size", "200", "--pad-to", "0", "--epochs", "1", "--quiet"]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert "trained in" in first and "test accuracy" in first and "MACs" in first
+    assert "latency" in first and "MiB" in first
+    assert main(args) == 0
+    assert "cache hit" in capsys.readouterr().out
