@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from autoprune.data import DataBundle, DataSpec, load_data
 from autoprune.errors import AutopruneError, DataNotFoundError
+from autoprune.export import load_checkpoint, save_checkpoint
 from autoprune.metrics import (
     count_macs,
     count_nonzero,
@@ -13,12 +14,28 @@ from autoprune.metrics import (
     model_size_mib,
 )
 from autoprune.models import ModelSpec, build_model
+from autoprune.policy import Policy
+from autoprune.prune import (
+    CouplingGroup,
+    FineGrainedPruner,
+    channel_prune,
+    coupling_groups,
+    fine_grained_prune,
+)
 from autoprune.train import TrainRecipe, evaluate, get_baseline, recalibrate_bn, train
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AutopruneError",
+    "CouplingGroup",
+    "FineGrainedPruner",
+    "Policy",
+    "channel_prune",
+    "coupling_groups",
+    "fine_grained_prune",
+    "load_checkpoint",
+    "save_checkpoint",
     "DataBundle",
     "DataNotFoundError",
     "DataSpec",

@@ -59,3 +59,20 @@ def fmnist():
     if not fashion_mnist_available():
         pytest.fail("Fashion-MNIST is missing: run scripts/ensure_data.sh (make test does).")
     return load_data(DataSpec("fashion-mnist", pad_to=32, val_size=5000))
+
+
+FMNIST_SMALL = DataSpec("fashion-mnist", pad_to=32, val_size=5000, train_limit=20000)
+
+
+@pytest.fixture(scope="session")
+def trained_vgg():
+    """A VGG (width 0.125) trained one epoch on 20,000 real Fashion-MNIST images (~87 %)."""
+    from autoprune.models import ModelSpec
+    from autoprune.train import TrainRecipe, get_baseline
+
+    if not fashion_mnist_available():
+        pytest.fail("Fashion-MNIST is missing: run scripts/ensure_data.sh (make test does).")
+    data = load_data(FMNIST_SMALL)
+    base = get_baseline(ModelSpec("vgg", 0.125, 1, 10), FMNIST_SMALL,
+                        TrainRecipe(epochs=1, lr=0.1), data=data, progress=False)
+    return base, data

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+
+from autoprune.errors import AutopruneError
+from autoprune.export import load_checkpoint, pack_sparse, save_checkpoint, unpack_sparse
+from autoprune.models import ModelSpec, build_model
+from autoprune.prune import FineGrainedPruner, channel_prune, weight_names
+
+
+def test_pack_unpack_round_trip():
+    t = torch.randn(5, 3, 3, 3)
+    t[t.abs() < 0.8] = 0
+    assert torch.equal(unpack_sparse(pack_sparse(t)), t)
+
+
+def test_sparse_checkpoint_is_small_and_exact(tmp_path):
+    spec = ModelSpec("vgg", 0.5, 1, 10)
+    model = build_model(spec).eval()
+    FineGrainedPruner(model, {n: 0.8 for n in weight_names(model)})
+    dense_path = tmp_path / "dense.pt"
+    torch.save(model.state_dict(), dense_path)
+    path = save_checkpoint(model, tmp_path / "sparse.pt", spec, (1, 32, 32))
+    ratio = path.stat().st_size / dense_path.stat().st_size
+    print(f"compact sparse file: {path.stat().st_size} B = {ratio:.1%} of dense "
+          f"{dense_path.stat().st_size} B")
+    assert ratio <= 0.30
+    loaded = load_checkpoint(path)
+    x = torch.randn(2, 1, 32, 32)
+    assert torch.equal(loaded(x), model(x))
+    torch.load(path, weights_only=True)  # plain tensors and containers only
+
+
+def test_channel_checkpoint_replays_history(tmp_path):
+    spec = ModelSpec("resnet20", 0.5, 1, 10)
+    model = build_model(spec).eval()
+    x = torch.randn(2, 1, 32, 32)
+    pruned = channel_prune(model, 0.6, x).eval()
+    path = save_checkpoint(pruned, tmp_path / "ch.pt", spec, (1, 32, 32))
+    obj = torch.load(path, weights_only=True)
+    assert obj["pruning_history"]
+    loaded = load_checkpoint(path)
+    assert torch.allclose(loaded(x), pruned(x), atol=1e-6)
+    assert sum(p.numel() for p in loaded.parameters()) == sum(
+        p.numel() for p in pruned.parameters())
+
+
+def test_corrupt_checkpoint_is_one_clear_error(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(AutopruneError, match="bad.pt"):
+        load_checkpoint(bad)
+    buf = io.BytesIO()
+    torch.save({"hello": 1}, buf)
+    other = tmp_path / "other.pt"
+    other.write_bytes(buf.getvalue())
+    with pytest.raises(AutopruneError, match="not an autoprune checkpoint"):
+        load_checkpoint(other)
