@@ -86,7 +86,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="training seed (default: 0)")
     p.add_argument("--force", action="store_true", help="retrain even when cached")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("scan", help="per-layer / per-group sensitivity scan, cached, plotted",
+                       description="Validation accuracy after pruning one layer (fine) or one "
+                                   "coupling group (channel) alone at each ratio of a grid. "
+                                   "Writes scan_<mode>.csv and PNG plots to reports/<study>/.")
+    _add_study_args(p)
+    p.add_argument("--mode", choices=["fine", "channel"], default=None,
+                   help="what to scan (default: the study's mode; hybrid scans channels)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="1 = one process on all torch threads; N = N joblib processes")
+    p.add_argument("--val-limit", type=int, default=None,
+                   help="validation images per point (default: the study's, 2000)")
+    p.add_argument("--force", action="store_true", help="recompute even when cached")
+    p.set_defaults(func=_cmd_scan)
     return parser
+
+
+def _add_study_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("study", nargs="?", default="studies/demo.toml",
+                   help="study TOML file (default: studies/demo.toml)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any study key, e.g. --set proxy.steps=50 (repeatable)")
+    _add_common(p)
+
+
+def load_study(args: argparse.Namespace, extra: list[str] | None = None):
+    from autoprune.config import load_config
+
+    return load_config(args.study, list(args.overrides) + list(extra or []))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,6 +201,33 @@ def _cmd_train(args: argparse.Namespace) -> int:
           f"{totals['macs'] / 1e6:.2f} M MACs per image")
     print(f"  latency {lat.median_ms:.3f} ms median (IQR {lat.iqr_ms:.3f} ms), batch "
           f"{lat.batch_size}, {lat.threads} threads, {lat.device}")
+    return 0
+
+
+def _cmd_scan(args: argparse.Namespace) -> int:
+    from autoprune.plots import save_scan_plots
+    from autoprune.workspace import Workspace
+
+    extra = []
+    if args.jobs is not None:
+        extra.append(f"scan.jobs={args.jobs}")
+    if args.val_limit is not None:
+        extra.append(f"scan.val_limit={args.val_limit}")
+    cfg = load_study(args, extra)
+    mode = args.mode or ("fine" if cfg.search.mode == "fine" else "channel")
+    ws = Workspace(cfg, device=args.device, progress=not args.quiet)
+    base = ws.baseline
+    res = ws.scan(mode, force=args.force)
+    out = cfg.report_dir
+    out.mkdir(parents=True, exist_ok=True)
+    res.table.to_csv(out / f"scan_{mode}.csv", index=False)
+    plots = save_scan_plots(res.table, res.dense_acc, base.model, out, mode)
+    how = "cache hit" if res.cache_hit else "computed"
+    print(f"{mode} scan of {cfg.model.name} ({len(res.table['layer'].unique())} "
+          f"{'layers' if mode == 'fine' else 'groups'} x {len(res.settings.ratios)} ratios, "
+          f"{res.settings.val_limit} validation images): {how} in {res.seconds:.1f} s")
+    print(f"  dense validation accuracy {res.dense_acc:.2f} %; table {out / f'scan_{mode}.csv'}")
+    print("  plots: " + ", ".join(str(p) for p in plots))
     return 0
 
 

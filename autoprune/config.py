@@ -1,0 +1,355 @@
+"""Study configuration: a TOML file in ``studies/`` -> one frozen :class:`StudyConfig`.
+
+Every key has a default, every value is checked, and any key can be overridden from the
+command line (``--set proxy.steps=50``, ``--budget size=0.25``, ``--trials 60``).
+
+Example:
+    >>> cfg = load_config("studies/demo.toml", overrides=["search.trials=10"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from autoprune.data import DataSpec
+from autoprune.models import ModelSpec
+from autoprune.train import TrainRecipe, default_recipe
+
+__all__ = ["StudyConfig", "SearchSettings", "ProxySettings", "Budget", "LatencySettings",
+           "FinalizeSettings", "load_config", "parse_duration", "STUDIES_DIR"]
+
+STUDIES_DIR = Path("studies")
+_BUDGET_KEYS = ("size", "size_mib", "macs", "macs_abs", "latency", "latency_ms")
+_OBJECTIVES = ("accuracy", "size", "latency", "macs")
+
+
+def parse_duration(text: str | int | float | None) -> float | None:
+    """``"90s"``, ``"20m"``, ``"1.5h"`` or seconds -> seconds; ``None``/``""`` -> ``None``."""
+    if text is None or text == "":
+        return None
+    if isinstance(text, (int, float)):
+        seconds = float(text)
+    else:
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([smh]?)\s*", str(text))
+        if not m:
+            raise ValueError(f"Duration must look like 90s, 20m or 1.5h, got {text!r}.")
+        seconds = float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+    if seconds <= 0:
+        raise ValueError(f"Duration must be positive, got {text!r}.")
+    return seconds
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Upper bounds a feasible policy must meet. Ratios are relative to the dense model.
+
+    Args:
+        size: Stored size as a fraction of dense (0.25 = 4x smaller).
+        size_mib: Stored size in MiB.
+        macs: MACs as a fraction of dense.
+        macs_abs: MACs per image.
+        latency: Measured latency as a fraction of dense.
+        latency_ms: Measured latency in ms.
+    """
+
+    size: float | None = None
+    size_mib: float | None = None
+    macs: float | None = None
+    macs_abs: float | None = None
+    latency: float | None = None
+    latency_ms: float | None = None
+
+    def __post_init__(self) -> None:
+        for k in ("size", "macs", "latency"):
+            v = getattr(self, k)
+            if v is not None and not 0.0 < v <= 1.0:
+                raise ValueError(f"Budget {k}={v!r} must be a ratio of dense in (0, 1].")
+        for k in ("size_mib", "macs_abs", "latency_ms"):
+            v = getattr(self, k)
+            if v is not None and v <= 0:
+                raise ValueError(f"Budget {k}={v!r} must be positive.")
+
+    def items(self) -> dict[str, float]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """The Optuna study.
+
+    Args:
+        mode: ``fine``, ``channel`` or ``hybrid``.
+        trials: Trials to run in this invocation (warm-start baselines included).
+        timeout: Stop after this many seconds (``"20m"`` in TOML).
+        sampler: ``tpe``, ``nsga2`` or ``random``.
+        space: ``centred`` (perturb a heuristic prior, then project to the budget) or
+            ``wide`` (independent per-layer ratios in log space, then projected).
+        prior: Heuristic allocation the centred space perturbs: ``lamp``, ``sensitivity``
+            or ``uniform`` (channel mode: ``uniform`` or ``sensitivity``).
+        perturbation: Half-width, in natural-log units, of the centred space.
+        sweep: Sample the target size between ``floor`` x budget and the budget, to spread
+            the Pareto front; off: every trial sits at the budget.
+        floor: Lowest target as a fraction of the budget when sweeping.
+        min_density: Smallest per-layer density (fine) / keep ratio (channel) allowed.
+        objectives: Subset of ``accuracy``, ``size``, ``latency``, ``macs``.
+        storage: Optuna storage URL; empty = SQLite under ``studies/<name>/``.
+        warm_start: Enqueue the heuristic baselines first.
+        prefilter: Skip the fine-tune when the scan's additive estimate is this many points
+            below the best feasible proxy accuracy so far (0 disables).
+    """
+
+    mode: str = "fine"
+    trials: int = 30
+    timeout: float | None = None
+    sampler: str = "tpe"
+    space: str = "centred"
+    prior: str = "lamp"
+    perturbation: float = 0.7
+    sweep: bool = False
+    floor: float = 0.5
+    min_density: float = 0.02
+    objectives: tuple[str, ...] = ("accuracy", "size")
+    storage: str = ""
+    warm_start: bool = True
+    prefilter: float = 0.0
+
+    def __post_init__(self) -> None:
+        _choice("search.mode", self.mode, ("fine", "channel", "hybrid"))
+        _choice("search.sampler", self.sampler, ("tpe", "nsga2", "random"))
+        _choice("search.space", self.space, ("centred", "wide"))
+        _choice("search.prior", self.prior, ("lamp", "sensitivity", "uniform", "erk"))
+        if self.trials < 0:
+            raise ValueError(f"search.trials must be >= 0, got {self.trials}.")
+        if not 0 < self.min_density < 1 or not 0 < self.floor <= 1 or self.perturbation < 0:
+            raise ValueError(f"search.min_density and search.floor must be in (0, 1) and "
+                             f"perturbation >= 0, got {self.min_density}, {self.floor}, "
+                             f"{self.perturbation}.")
+        bad = [o for o in self.objectives if o not in _OBJECTIVES]
+        if bad or "accuracy" not in self.objectives or len(self.objectives) < 2:
+            raise ValueError(f"search.objectives must include 'accuracy' and at least one of "
+                             f"{_OBJECTIVES[1:]}, got {list(self.objectives)}.")
+        object.__setattr__(self, "timeout", parse_duration(self.timeout))
+        object.__setattr__(self, "objectives", tuple(self.objectives))
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    """The cheap score of one policy.
+
+    Args:
+        steps: Fine-tune optimiser steps per trial (same batches for every trial).
+        lr: Fine-tune learning rate (cosine-decayed).
+        batch_size: Fine-tune batch size.
+        val_limit: Validation images scored per trial (the same subset for every trial).
+        recalibrate: Training images for batch-norm recalibration (channel / hybrid).
+        seed: Fine-tune seed shared by all trials (common random numbers).
+        confirm_top: Front candidates re-scored with fresh seeds before declaring the front.
+        confirm_seeds: Fresh fine-tune seeds per confirmation.
+        confirm_val: Validation images of the confirmation, taken from the validation split
+            *after* the ``val_limit`` images the search used.
+    """
+
+    steps: int = 100
+    lr: float = 0.01
+    batch_size: int = 128
+    val_limit: int = 2000
+    recalibrate: int = 512
+    seed: int = 0
+    confirm_top: int = 4
+    confirm_seeds: int = 2
+    confirm_val: int = 3000
+
+    def __post_init__(self) -> None:
+        for k in ("steps", "val_limit", "recalibrate", "confirm_top", "confirm_seeds",
+                  "confirm_val"):
+            if getattr(self, k) < 0:
+                raise ValueError(f"proxy.{k} must be >= 0, got {getattr(self, k)}.")
+        if self.lr <= 0 or self.batch_size <= 0:
+            raise ValueError(f"proxy.lr and proxy.batch_size must be positive, got {self.lr}, "
+                             f"{self.batch_size}.")
+
+
+@dataclass(frozen=True)
+class LatencySettings:
+    """How latency is measured: target device, batch size and threads."""
+
+    device: str = "cpu"
+    batch_size: int = 1
+    threads: int = 1
+    min_run_time: float = 0.3
+    predict: bool = True
+
+    def __post_init__(self) -> None:
+        if self.batch_size <= 0 or self.threads <= 0 or self.min_run_time <= 0:
+            raise ValueError(f"latency.batch_size, threads and min_run_time must be positive, "
+                             f"got {self.batch_size}, {self.threads}, {self.min_run_time}.")
+
+
+@dataclass(frozen=True)
+class FinalizeSettings:
+    """The longer fine-tune of chosen front points, scored on the test split."""
+
+    epochs: int = 2
+    lr: float = 0.01
+
+    def __post_init__(self) -> None:
+        if self.epochs <= 0 or self.lr <= 0:
+            raise ValueError(f"finalize.epochs and finalize.lr must be positive, got "
+                             f"{self.epochs}, {self.lr}.")
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """One study, everything it needs."""
+
+    name: str
+    model: ModelSpec
+    data: DataSpec
+    recipe: TrainRecipe
+    search: SearchSettings = field(default_factory=SearchSettings)
+    budget: Budget = field(default_factory=Budget)
+    proxy: ProxySettings = field(default_factory=ProxySettings)
+    scan_ratios: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+    scan_val_limit: int = 2000
+    scan_jobs: int = 1
+    latency: LatencySettings = field(default_factory=LatencySettings)
+    finalize: FinalizeSettings = field(default_factory=FinalizeSettings)
+    seed: int = 0
+    source: str = ""
+
+    @property
+    def run_dir(self) -> Path:
+        return STUDIES_DIR / self.name
+
+    @property
+    def report_dir(self) -> Path:
+        return Path("reports") / self.name
+
+    @property
+    def storage_url(self) -> str:
+        if self.search.storage:
+            return self.search.storage
+        return f"sqlite:///{(self.run_dir / 'study.db').as_posix()}"
+
+
+_SECTIONS = {"model", "data", "baseline", "search", "budget", "proxy", "scan", "latency",
+             "finalize"}
+_TOP = {"name", "seed"}
+
+
+def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{key} must be one of {allowed}, got {value!r}.")
+
+
+def _build(cls, section: str, values: dict[str, Any], **extra):
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"Unknown key(s) {unknown} in [{section}]; known: {sorted(known)}.")
+    try:
+        return cls(**{**extra, **values})
+    except TypeError as exc:
+        raise ValueError(f"Bad value in [{section}]: {exc}.") from exc
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """``section.key=value`` strings (values parsed as TOML, else kept as strings)."""
+    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"Override must look like section.key=value, got {item!r}.")
+        section, dot, name = key.strip().partition(".")
+        if not dot:
+            if section not in _TOP:
+                raise ValueError(f"Unknown top-level key {section!r}; known: {sorted(_TOP)}.")
+            raw[section] = _parse_value(value.strip())
+            continue
+        if section not in _SECTIONS:
+            raise ValueError(f"Unknown section {section!r} in override {item!r}; known: "
+                             f"{sorted(_SECTIONS)}.")
+        raw.setdefault(section, {})[name] = _parse_value(value.strip())
+    return raw
+
+
+def config_from_dict(raw: dict[str, Any], name: str, source: str = "") -> StudyConfig:
+    unknown = sorted(set(raw) - _SECTIONS - _TOP)
+    if unknown:
+        raise ValueError(f"Unknown section(s) {unknown}; known: {sorted(_SECTIONS | _TOP)}.")
+    seed = int(raw.get("seed", 0))
+    data = _build(DataSpec, "data", raw.get("data", {}), seed=seed,
+                  pad_to=raw.get("data", {}).get("pad_to", 32))
+    # in_channels / num_classes come from the data; the data is loaded later, so assume the
+    # built-in sets' values here and let the pipeline check them
+    model_raw = dict(raw.get("model", {}))
+    in_ch = 3 if data.name == "cifar10" else model_raw.pop("in_channels", 1)
+    model = _build(ModelSpec, "model", model_raw, in_channels=in_ch,
+                   num_classes=model_raw.pop("num_classes", 10))
+    recipe = _build(TrainRecipe, "baseline", raw.get("baseline", {}),
+                    **{k: v for k, v in default_recipe(model).to_dict().items()
+                       if k not in raw.get("baseline", {})})
+    scan = dict(raw.get("scan", {}))
+    unknown_scan = sorted(set(scan) - {"ratios", "val_limit", "jobs"})
+    if unknown_scan:
+        raise ValueError(f"Unknown key(s) {unknown_scan} in [scan]; known: ['jobs', 'ratios', "
+                         "'val_limit'].")
+    search = dict(raw.get("search", {}))
+    if "objectives" in search:
+        search["objectives"] = tuple(search["objectives"])
+    budget_raw = raw.get("budget", {})
+    bad_budget = sorted(set(budget_raw) - set(_BUDGET_KEYS))
+    if bad_budget:
+        raise ValueError(f"Unknown budget(s) {bad_budget}; known: {list(_BUDGET_KEYS)}.")
+    cfg = StudyConfig(
+        name=str(raw.get("name", name)),
+        model=model,
+        data=data,
+        recipe=recipe,
+        search=_build(SearchSettings, "search", search),
+        budget=_build(Budget, "budget", budget_raw),
+        proxy=_build(ProxySettings, "proxy", raw.get("proxy", {}), seed=seed),
+        scan_ratios=tuple(scan.get("ratios", StudyConfig.scan_ratios)),
+        scan_val_limit=int(scan.get("val_limit", 2000)),
+        scan_jobs=int(scan.get("jobs", 1)),
+        latency=_build(LatencySettings, "latency", raw.get("latency", {})),
+        finalize=_build(FinalizeSettings, "finalize", raw.get("finalize", {})),
+        seed=seed,
+        source=source,
+    )
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", cfg.name):
+        raise ValueError(f"Study name must use letters, digits, '.', '_' or '-', got "
+                         f"{cfg.name!r}.")
+    if not cfg.budget.items():
+        raise ValueError("The study sets no budget: add [budget] with size, size_mib, macs, "
+                         "macs_abs, latency or latency_ms (or --budget size=0.25).")
+    if cfg.search.mode == "fine" and ("latency" in cfg.search.objectives
+                                      or cfg.budget.latency or cfg.budget.latency_ms):
+        raise ValueError("Fine-grained sparsity does not change dense-kernel latency; use "
+                         "mode 'channel' or 'hybrid' for latency objectives or budgets.")
+    return cfg
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> StudyConfig:
+    """Read a study TOML file and apply ``section.key=value`` overrides."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Study file {path} does not exist (studies live in "
+                                f"{STUDIES_DIR}/*.toml).")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path} is not valid TOML: {exc}.") from exc
+    return config_from_dict(apply_overrides(raw, overrides or []), path.stem, str(path))
