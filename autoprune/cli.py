@@ -100,6 +100,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="validation images per point (default: the study's, 2000)")
     p.add_argument("--force", action="store_true", help="recompute even when cached")
     p.set_defaults(func=_cmd_scan)
+
+    p = sub.add_parser("search", help="run (or continue) a study: the Optuna policy search",
+                       description="Run the study in a TOML file: baseline, scan, warm-start "
+                                   "heuristics, proxy-scored trials under the budget, "
+                                   "confirmation of the front with fresh seeds. Re-running "
+                                   "continues the study. Writes studies/<name>/pareto.csv.")
+    _add_study_args(p)
+    p.add_argument("--budget", action="append", default=[], metavar="KIND=VALUE",
+                   help="size=0.25 | size_mib=0.5 | macs=0.5 | macs_abs=2e7 | latency=0.5 | "
+                        "latency_ms=1.8 (repeatable; replaces the file's budgets)")
+    p.add_argument("--trials", type=int, default=None, help="total trials of the study")
+    p.add_argument("--timeout", default=None, help="stop after e.g. 90s, 20m, 1h")
+    p.add_argument("--mode", choices=["fine", "channel", "hybrid"], default=None)
+    p.add_argument("--sampler", choices=["tpe", "nsga2", "random"], default=None)
+    p.add_argument("--storage", default=None,
+                   help="Optuna storage URL: sqlite:///FILE (default, one process), "
+                        "journal:FILE (several processes), postgresql://...")
+    p.set_defaults(func=_cmd_search)
     return parser
 
 
@@ -202,6 +220,59 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(f"  latency {lat.median_ms:.3f} ms median (IQR {lat.iqr_ms:.3f} ms), batch "
           f"{lat.batch_size}, {lat.threads} threads, {lat.device}")
     return 0
+
+
+def _search_overrides(args: argparse.Namespace) -> list[str]:
+    extra = []
+    if args.budget:
+        from autoprune.config import _BUDGET_KEYS
+
+        extra += [f"budget.{k}=" for k in _BUDGET_KEYS]  # replaced, not merged
+        for item in args.budget:
+            key, sep, value = item.partition("=")
+            if not sep or key not in _BUDGET_KEYS:
+                raise ValueError(f"--budget must be KIND=VALUE with KIND in {_BUDGET_KEYS}, "
+                                 f"got {item!r}.")
+            extra.append(f"budget.{key}={value}")
+    for opt, key in (("trials", "trials"), ("mode", "mode"), ("sampler", "sampler")):
+        if getattr(args, opt) is not None:
+            value = getattr(args, opt)
+            extra.append(f"search.{key}={value if isinstance(value, int) else repr(value)}")
+    if args.timeout is not None:
+        extra.append(f"search.timeout={args.timeout!r}")
+    if args.storage is not None:
+        extra.append(f"search.storage={args.storage!r}")
+    return extra
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from autoprune.search import PruneSearch
+
+    cfg = load_study(args, _search_overrides(args))
+    search = PruneSearch(cfg, device=args.device, progress=not args.quiet).run()
+    print(format_front(search))
+    return 0
+
+
+def format_front(search) -> str:
+    cfg = search.cfg
+    dense = search.study_.user_attrs["dense"]
+    res = search.results_
+    lines = [f"study {cfg.name}: {len(res)} trials ({int(res['feasible'].sum())} feasible), "
+             f"storage {cfg.storage_url}",
+             f"dense: val {dense['val_acc']:.2f} %, {dense['size_mib']:.3f} MiB, "
+             f"{dense['macs'] / 1e6:.2f} M MACs, {dense['latency_ms']:.3f} ms"]
+    front = search.pareto_
+    lines.append(f"confirmed Pareto front ({len(front)} points; proxy = search-time score, "
+                 "confirmed = mean over fresh seeds on held-out validation images):")
+    lines.append(f"  {'trial':>5} {'baseline':<17}{'proxy %':>8}{'confirmed %':>15}"
+                 f"{'MiB':>8}{'x smaller':>10}{'MMACs':>8}{'ms':>8}")
+    for _, r in front.iterrows():
+        lines.append(f"  {int(r.trial):>5} {r.baseline or '-':<17}{r.proxy_acc:>8.2f}"
+                     f"{r.confirmed_acc:>9.2f} ±{r.confirmed_std:4.2f}{r.size_mib:>8.3f}"
+                     f"{1 / r.size_ratio:>10.2f}{r.macs / 1e6:>8.2f}{r.latency_ms:>8.3f}")
+    lines.append(f"front written to {cfg.run_dir / 'pareto.csv'}")
+    return "\n".join(lines)
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:

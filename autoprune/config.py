@@ -281,6 +281,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         if section not in _SECTIONS:
             raise ValueError(f"Unknown section {section!r} in override {item!r}; known: "
                              f"{sorted(_SECTIONS)}.")
+        if not value.strip():  # "section.key=" removes the key
+            raw.get(section, {}).pop(name, None)
+            continue
         raw.setdefault(section, {})[name] = _parse_value(value.strip())
     return raw
 
@@ -290,8 +293,11 @@ def config_from_dict(raw: dict[str, Any], name: str, source: str = "") -> StudyC
     if unknown:
         raise ValueError(f"Unknown section(s) {unknown}; known: {sorted(_SECTIONS | _TOP)}.")
     seed = int(raw.get("seed", 0))
-    data = _build(DataSpec, "data", raw.get("data", {}), seed=seed,
-                  pad_to=raw.get("data", {}).get("pad_to", 32))
+    data_raw = dict(raw.get("data", {}))
+    data_raw["pad_to"] = data_raw.get("pad_to", 32) or None  # TOML has no null: 0 = no padding
+    if data_raw.get("root") == "":
+        data_raw["root"] = None
+    data = _build(DataSpec, "data", data_raw, seed=seed)
     # in_channels / num_classes come from the data; the data is loaded later, so assume the
     # built-in sets' values here and let the pipeline check them
     model_raw = dict(raw.get("model", {}))

@@ -96,10 +96,14 @@ class ArraySplit:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
-    def subset(self, n: int | None) -> ArraySplit:
-        if n is None or n >= len(self):
+    def subset(self, n: int | None, start: int = 0) -> ArraySplit:
+        """Images ``start`` .. ``start + n`` (all from ``start`` when ``n`` is None)."""
+        if start == 0 and (n is None or n >= len(self)):
             return self
-        return ArraySplit(self.images[:n], self.labels[:n])
+        if start >= len(self):
+            raise ValueError(f"start={start} is beyond the split's {len(self)} images.")
+        end = len(self) if n is None else start + n
+        return ArraySplit(self.images[start:end], self.labels[start:end])
 
 
 @dataclass
@@ -139,12 +143,13 @@ class DataBundle:
         augment: bool | None = None,
         seed: int = 0,
         limit: int | None = None,
+        start: int = 0,
         device: torch.device | str = "cpu",
     ) -> Loader:
         """A batch iterator over one split; training defaults to shuffled and augmented."""
         is_train = which == "train"
         return Loader(
-            self.split(which).subset(limit),
+            self.split(which).subset(limit, start),
             batch_size,
             mean=self.mean,
             std=self.std,

@@ -19,15 +19,19 @@ Example:
 from __future__ import annotations
 
 import copy
+import logging
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
-import torch_pruning as tp
-from torch import nn
 
-from autoprune.metrics import prunable_layers
+# torch_pruning imports torch.utils.cpp_extension, which logs a CUDA_HOME warning on CPU hosts
+logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+import torch_pruning as tp  # noqa: E402
+from torch import nn  # noqa: E402
+
+from autoprune.metrics import prunable_layers  # noqa: E402
 
 __all__ = [
     "fine_grained_prune",

@@ -175,16 +175,17 @@ def evaluate(
     split: str = "val",
     *,
     limit: int | None = None,
+    start: int = 0,
     device: torch.device | str | None = None,
     batch_size: int = 500,
 ) -> float:
-    """Top-1 accuracy in percent on a split (optionally its first ``limit`` images)."""
+    """Top-1 accuracy in percent on a split (optionally ``limit`` images from ``start``)."""
     device = torch.device(device) if device is not None else default_device()
     was_training = model.training
     model.to(device).eval()
     correct = total = 0
     for x, y in data.loader(split, batch_size, shuffle=False, augment=False, limit=limit,
-                            device=device):
+                            start=start, device=device):
         correct += int((model(x).argmax(1) == y).sum())
         total += int(y.numel())
     model.train(was_training)
