@@ -166,12 +166,12 @@ class PruneSearch:
             if old is None:
                 study.set_user_attr("fingerprint", fp)
                 study.set_metric_names(objective_names(cfg))
-        elif old != fp:
-            diff = sorted(k for k in set(fp) | set(old) if fp.get(k) != old.get(k))
-            raise ValueError(
-                f"Study {cfg.name!r} in {cfg.storage_url} was created with other settings "
-                f"({', '.join(diff)} differ); its finished trials are kept. Use a new name "
-                f"(--set name=NEW) or another storage to search with these settings.")
+            elif old != fp:
+                diff = sorted(k for k in set(fp) | set(old) if fp.get(k) != old.get(k))
+                raise ValueError(
+                    f"Study {cfg.name!r} in {cfg.storage_url} was created with other settings "
+                    f"({', '.join(diff)} differ); its finished trials are kept. Use a new name "
+                    f"(--set name=NEW) or another storage to search with these settings.")
         return study
 
     # ------------------------------------------------------------------ run
