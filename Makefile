@@ -19,7 +19,7 @@ data:
 install: $(STAMP) data
 
 demo: install
-	$(BIN)/autoprune train
+	$(BIN)/autoprune search studies/demo.toml
 
 test: install
 	$(BIN)/ruff check .

@@ -22,6 +22,7 @@ from autoprune.prune import (
     coupling_groups,
     fine_grained_prune,
 )
+from autoprune.search import PruneSearch
 from autoprune.train import TrainRecipe, evaluate, get_baseline, recalibrate_bn, train
 
 __version__ = "0.1.0"
@@ -31,6 +32,7 @@ __all__ = [
     "CouplingGroup",
     "FineGrainedPruner",
     "Policy",
+    "PruneSearch",
     "channel_prune",
     "coupling_groups",
     "fine_grained_prune",

@@ -26,7 +26,7 @@ class _Layer:
 
 
 class FineCostModel:
-    """Stored parameters and MACs of per-weight densities (1 - sparsity).
+    """Stored parameters and MACs of per-weight sparsities (missing names: dense).
 
     Args:
         model: The (possibly channel-pruned) model.
@@ -45,18 +45,21 @@ class FineCostModel:
         self.fixed_macs = self.total_macs - sum(lay.macs for lay in self.layers)
         self._macs = torch.tensor([lay.macs for lay in self.layers], dtype=torch.float64)
 
-    def kept(self, density: dict[str, float]) -> torch.Tensor:
-        d = torch.tensor([density.get(n, 1.0) for n in self.names], dtype=torch.float64)
-        return self.numel - torch.round(self.numel * (1.0 - d))
+    def kept(self, sparsity: dict[str, float]) -> torch.Tensor:
+        s = torch.tensor([sparsity.get(n, 0.0) for n in self.names], dtype=torch.float64)
+        # the same rounding as fine_grained_prune: round(numel x sparsity) zeros
+        zeros = torch.tensor([round(n * v) for n, v in zip(self.numel.tolist(), s.tolist())],
+                             dtype=torch.float64)
+        return self.numel - zeros
 
-    def params(self, density: dict[str, float]) -> int:
-        return int(self.fixed_params + self.kept(density).sum())
+    def params(self, sparsity: dict[str, float]) -> int:
+        return int(self.fixed_params + self.kept(sparsity).sum())
 
-    def size_mib(self, density: dict[str, float], bits: int = 32) -> float:
-        return self.params(density) * bits / 8 / MIB
+    def size_mib(self, sparsity: dict[str, float], bits: int = 32) -> float:
+        return self.params(sparsity) * bits / 8 / MIB
 
-    def macs(self, density: dict[str, float]) -> int:
-        kept = self.kept(density)
+    def macs(self, sparsity: dict[str, float]) -> int:
+        kept = self.kept(sparsity)
         return int(round(self.fixed_macs + float((self._macs * kept / self.numel).sum())))
 
 

@@ -263,7 +263,7 @@ class PruneSearch:
             trial.set_user_attr("estimate", est)
             if best is not None and est < best - prefilter:
                 cost = self.space_
-                size = cost.fine_cost.size_mib({k: 1 - v for k, v in policy.sparsity.items()}) \
+                size = cost.fine_cost.size_mib(policy.sparsity) \
                     if policy.mode == "fine" else cost.channel_cost.size_mib(policy.keep)
                 for k, v in self._constraints(size, 0, 0.0).items():
                     trial.set_constraint(k, v)

@@ -114,8 +114,14 @@ class SearchSpace:
         return ChannelCostModel(self.model, self.x)
 
     def fine_fits(self, limits: Limits, cost: FineCostModel | None = None):
+        """Budget check on densities, through exactly the sparsities a policy will store."""
         cost = cost or self.fine_cost
-        return lambda d: limits.fits(cost.params(d), cost.macs(d))
+
+        def fits(density: dict[str, float]) -> bool:
+            s = _sparsity(density)
+            return limits.fits(cost.params(s), cost.macs(s))
+
+        return fits
 
     def channel_fits(self, limits: Limits):
         cost = self.channel_cost
@@ -127,8 +133,8 @@ class SearchSpace:
         """Raise ValueError, before any training, if no policy in bounds meets the budget."""
         lo = self.s.min_density
         if self.s.mode == "fine":
-            d = {k: lo for k in self.fine_cost.names}
-            params, macs = self.fine_cost.params(d), self.fine_cost.macs(d)
+            s = {k: 1.0 - lo for k in self.fine_cost.names}
+            params, macs = self.fine_cost.params(s), self.fine_cost.macs(s)
         else:
             k = {g: lo for g in self.channel_cost.ids}
             params, macs = self.channel_cost.params(k), self.channel_cost.macs(k)
@@ -242,7 +248,7 @@ class SearchSpace:
 
 
 def _sparsity(density: dict[str, float]) -> dict[str, float]:
-    return {k: round(1.0 - v, 12) for k, v in density.items()}
+    return {k: 1.0 - v for k, v in density.items()}
 
 
 def _fmt(v: float | None) -> str:
