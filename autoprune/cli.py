@@ -118,6 +118,39 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Optuna storage URL: sqlite:///FILE (default, one process), "
                         "journal:FILE (several processes), postgresql://...")
     p.set_defaults(func=_cmd_search)
+
+    p = sub.add_parser("finalize", help="full fine-tune of chosen front points, TEST accuracy",
+                       description="Fine-tune the chosen points (default: the best and the "
+                                   "knee of the confirmed front, plus every warm-start "
+                                   "baseline) with the study's finalize recipe; score them on "
+                                   "the TEST split and measure their latency. Finalized points "
+                                   "are skipped on re-runs.")
+    _add_study_args(p)
+    p.add_argument("--trials", default=None,
+                   help="comma-separated trial numbers instead of the default points")
+    p.add_argument("--no-baselines", action="store_true", help="do not finalize baselines")
+    p.add_argument("--force", action="store_true", help="redo finalized points")
+    p.set_defaults(func=_cmd_finalize)
+
+    p = sub.add_parser("report", help="Pareto plots, tables, report.md and report.html",
+                       description="Write reports/<study>/: Pareto plots (accuracy vs size, "
+                                   "latency, MACs), scan plots, weight histograms, "
+                                   "pareto.csv, report.md and a self-contained report.html.")
+    _add_study_args(p)
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("export", help="policy JSON, sparsity dict and pruned checkpoint",
+                       description="Write policy.json, sparsity_dict.json / "
+                                   "channel_ratios.json and the fine-tuned pruned model.pt "
+                                   "for one point of the confirmed front.")
+    _add_study_args(p)
+    p.add_argument("--trial", type=int, default=None, help="export this trial")
+    p.add_argument("--pick", choices=["best", "knee", "smallest"], default="best",
+                   help="which front point (default: best confirmed accuracy)")
+    p.add_argument("--max-drop", type=float, default=None,
+                   help="with --pick smallest: largest accuracy drop from dense, in points")
+    p.add_argument("--out", default=None, help="directory (default: reports/<study>/export)")
+    p.set_defaults(func=_cmd_export)
     return parser
 
 
@@ -273,6 +306,57 @@ def format_front(search) -> str:
                      f"{1 / r.size_ratio:>10.2f}{r.macs / 1e6:>8.2f}{r.latency_ms:>8.3f}")
     lines.append(f"front written to {cfg.run_dir / 'pareto.csv'}")
     return "\n".join(lines)
+
+
+def _load_search(args: argparse.Namespace):
+    from autoprune.search import PruneSearch
+
+    return PruneSearch.load(load_study(args), device=args.device, progress=not args.quiet)
+
+
+def _cmd_finalize(args: argparse.Namespace) -> int:
+    from autoprune.finalize import finalize
+
+    search = _load_search(args)
+    trials = None
+    if args.trials:
+        try:
+            trials = [int(v) for v in args.trials.split(",")]
+        except ValueError:
+            raise ValueError(f"--trials must be comma-separated integers, got "
+                             f"{args.trials!r}.") from None
+    df = finalize(search, trials, baselines=not args.no_baselines, force=args.force)
+    dense = search.study_.user_attrs["final:dense"]
+    print(f"dense: test {dense['test_acc']:.2f} %, {dense['size_mib']:.3f} MiB, "
+          f"{dense['latency_ms']:.3f} ms ({dense['latency_setup']})")
+    for _, r in df.iterrows():
+        print(f"trial {int(r.trial):>3} {r.baseline or 'searched':<17} test "
+              f"{r.test_acc_before_ft:6.2f} -> {r.test_acc:6.2f} %  {r.size_mib:.3f} MiB "
+              f"({r.x_smaller:.2f}x smaller)  {r.macs / 1e6:.2f} M MACs  "
+              f"{r.latency_ms:.3f} ms ({r.speedup:.2f}x)")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from autoprune.report import write_report
+
+    out = write_report(_load_search(args))
+    print(f"report written to {out}/ (report.html, report.md, pareto_*.png, pareto.csv)")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from autoprune.export import export_study
+
+    if args.max_drop is not None and args.pick != "smallest":
+        raise ValueError("--max-drop goes with --pick smallest.")
+    info = export_study(_load_search(args), trial=args.trial, pick=args.pick,
+                        max_drop=args.max_drop, out_dir=args.out)
+    print(f"exported trial {info['trial']} (test accuracy {info['test_acc']:.2f} %):")
+    for f in info["files"]:
+        print(f"  {f}")
+    print("load it with:\n" + "\n".join("  " + line for line in info["snippet"].splitlines()))
+    return 0
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
