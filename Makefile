@@ -20,6 +20,9 @@ install: $(STAMP) data
 
 demo: install
 	$(BIN)/autoprune search studies/demo.toml
+	$(BIN)/autoprune finalize studies/demo.toml
+	$(BIN)/autoprune report studies/demo.toml
+	$(BIN)/autoprune export studies/demo.toml
 
 test: install
 	$(BIN)/ruff check .

@@ -1,0 +1,110 @@
+"""End to end on the real Fashion-MNIST, through the command line, kept small for CI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from autoprune.cli import main
+
+STUDY = """
+name = "e2e"
+seed = 0
+[model]
+name = "cnn"
+width = 0.5
+[data]
+name = "fashion-mnist"
+val_size = 1000
+pad_to = 0
+train_limit = 6000
+[baseline]
+epochs = 1
+lr = 0.05
+[search]
+mode = "channel"
+trials = 6
+prior = "uniform"
+sweep = true
+objectives = ["accuracy", "size", "latency"]
+[budget]
+size = 0.5
+[proxy]
+steps = 10
+val_limit = 500
+confirm_top = 2
+confirm_seeds = 2
+confirm_val = 500
+recalibrate = 128
+[scan]
+ratios = [0.0, 0.5, 0.8]
+val_limit = 500
+[latency]
+min_run_time = 0.05
+[finalize]
+epochs = 1
+"""
+
+RELOAD = """
+import json, sys
+from autoprune import load_checkpoint, evaluate, load_data
+from autoprune.config import load_config
+cfg = load_config(sys.argv[1])
+model = load_checkpoint(sys.argv[2])
+print(json.dumps({"acc": evaluate(model, load_data(cfg.data), "test", device="cpu")}))
+"""
+
+
+@pytest.fixture
+def e2e_study(tmp_path, monkeypatch, fmnist):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "studies").mkdir()
+    path = tmp_path / "studies" / "e2e.toml"
+    path.write_text(STUDY)
+    return path
+
+
+def test_search_finalize_report_export_reload(e2e_study, tmp_path, capsys):
+    study = str(e2e_study)
+    assert main(["search", study, "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "confirmed Pareto front" in out and (tmp_path / "studies/e2e/pareto.csv").is_file()
+
+    assert main(["finalize", study, "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "dense: test" in out and "uniform" in out
+    assert main(["finalize", study, "--quiet"]) == 0  # second run: nothing redone
+    assert capsys.readouterr().out.count("trial") == out.count("trial")
+
+    assert main(["report", study, "--quiet"]) == 0
+    rep = tmp_path / "reports" / "e2e"
+    for name in ("pareto_size.png", "pareto_latency.png", "pareto_macs.png", "report.md",
+                 "report.html", "pareto.csv", "sensitivity_channel.png",
+                 "weights_before_after.png"):
+        assert (rep / name).is_file(), name
+    page = (rep / "report.html").read_text()
+    assert page.count("data:image/png;base64,") >= 6 and "searched" in page
+    md = (rep / "report.md").read_text()
+    assert "| dense |" in md and "uniform" in md
+
+    assert main(["export", study, "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "load_checkpoint" in out
+    exp = rep / "export"
+    policy = json.loads((exp / "policy.json").read_text())
+    ratios = json.loads((exp / "channel_ratios.json").read_text())
+    assert policy["mode"] == "channel" and set(ratios) == set(policy["keep"])
+    assert all(0.0 <= v < 1.0 for v in ratios.values())
+    reported = policy["meta"]["test_acc"]
+    proc = subprocess.run([sys.executable, "-c", RELOAD, study, str(exp / "model.pt")],
+                          capture_output=True, text=True, check=True, cwd=tmp_path)
+    reloaded = json.loads(proc.stdout.strip().splitlines()[-1])["acc"]
+    assert abs(reloaded - reported) <= 0.1
+
+    assert main(["export", study, "--pick", "smallest", "--max-drop", "50", "--quiet",
+                 "--out", str(tmp_path / "small")]) == 0
+    assert (tmp_path / "small" / "model.pt").is_file()
+    assert main(["export", study, "--trial", "999", "--quiet"]) == 2
