@@ -129,14 +129,18 @@ def _sensitivity_family(scan: AdditiveEstimator | None, names: list[str], floor:
         raise ValueError("The sensitivity heuristic needs a sensitivity scan.")
     grid = np.linspace(0.0, 0.99, 199)
 
+    # a scan's drop curve is noisy and may dip; its running maximum (plus a tiny slope) makes
+    # "the largest ratio within the allowed drop" grow smoothly as the threshold grows, so the
+    # bisection can use the budget fully instead of jumping past it
+    curves = {k: np.maximum.accumulate(np.array([scan.drop(k, r) for r in grid])) + 1e-6 * grid
+              for k in names}
+
     def family(t: float) -> Allocation:
         # allowed drop shrinks as t grows: t = 1 allows none, t = 0 allows 100 points
         allowed = 100.0 * (1.0 - t) ** 3
         out = {}
-        for k in names:
-            drops = np.array([scan.drop(k, r) for r in grid])
-            ok = grid[drops <= allowed + 1e-9]
-            ratio = float(ok.max()) if len(ok) else 0.0
+        for k, drops in curves.items():
+            ratio = float(np.interp(allowed, drops, grid)) if allowed >= drops[0] else 0.0
             out[k] = max(floor, 1.0 - ratio)
         return out
 

@@ -149,10 +149,16 @@ def export_study(search, *, trial: int | None = None, pick: str = "best",
     ckpt = out / "model.pt"
     ckpt.write_bytes(final_checkpoint(search, trial).read_bytes())
     files.append(ckpt)
-    snippet = (
-        "from autoprune import load_checkpoint\n"
-        f"model = load_checkpoint({str(ckpt)!r})  # pruned, fine-tuned, eval mode\n"
-        "# or, in your own FineGrainedPruner-style code:\n"
-        f"# sparsity = json.load(open({str(out / 'sparsity_dict.json')!r}))")
+    snippet = ("from autoprune import load_checkpoint\n"
+               f"model = load_checkpoint({str(ckpt)!r})  # pruned, fine-tuned, eval mode")
+    if policy.sparsity:
+        snippet += ("\n# or prune your own copy, FineGrainedPruner-style:\n"
+                    f"# sparsity = json.load(open({str(out / 'sparsity_dict.json')!r}))\n"
+                    "# pruner = autoprune.FineGrainedPruner(my_model, sparsity)")
+    if policy.keep:
+        snippet += ("\n# or prune your own copy by coupling group:\n"
+                    f"# policy = autoprune.Policy.from_json(open({str(out / 'policy.json')!r})"
+                    ".read())\n"
+                    "# pruned, pruner = policy.apply(my_model, example_inputs)")
     return {"trial": trial, "files": [str(f) for f in files], "test_acc": final["test_acc"],
             "snippet": snippet}

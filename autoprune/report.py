@@ -35,6 +35,7 @@ class ParetoPlotData(NamedTuple):
     feasible: pd.DataFrame  # trial, x, acc, baseline
     infeasible: pd.DataFrame
     front: pd.DataFrame  # confirmed front: x, confirmed_acc, confirmed_std
+    proxy_front: pd.DataFrame  # search-time front: x, acc
     baselines: pd.DataFrame  # x, acc, baseline
     finalized: pd.DataFrame  # x, test_acc, label
     dense: tuple[float, float]  # x, validation accuracy
@@ -57,6 +58,17 @@ def _budget_x(search: PruneSearch, axis: str) -> float | None:
     return min(caps) if caps else None
 
 
+def _proxy_front(pts: pd.DataFrame) -> pd.DataFrame:
+    """Feasible trials not beaten in both accuracy and x (the 2-D front of this plot)."""
+    from autoprune.search import pareto_mask
+
+    feas = pts[pts["feasible"]]
+    if feas.empty:
+        return pd.DataFrame(columns=["x", "acc"])
+    mask = pareto_mask(feas[["acc", "x"]].to_numpy(float), [True, False])
+    return feas[mask].sort_values("x")[["x", "acc"]]
+
+
 def pareto_plot_data(search: PruneSearch, axis: str = "size") -> ParetoPlotData:
     """Everything the accuracy-vs-``axis`` plot shows, as tables."""
     if axis not in _AXES:
@@ -77,6 +89,7 @@ def pareto_plot_data(search: PruneSearch, axis: str = "size") -> ParetoPlotData:
         pts[pts["feasible"]][["trial", "x", "acc", "baseline"]],
         pts[~pts["feasible"]][["trial", "x", "acc", "baseline"]],
         front.sort_values("x")[["x", "confirmed_acc", "confirmed_std"]],
+        _proxy_front(pts),
         pts[(pts["baseline"] != "")][["x", "acc", "baseline"]],
         fin if not fin.empty else pd.DataFrame(columns=["x", "test_acc", "label"]),
         (float(dense[col]), float(dense["val_acc"])),
@@ -102,15 +115,21 @@ def draw_pareto(d: ParetoPlotData, path: Path, title: str = "") -> Path:
         for _, r in d.baselines.iterrows():
             ax.annotate(r["baseline"], (r["x"], r["acc"]), textcoords="offset points",
                         xytext=(4, -10), fontsize=7, color="tab:green")
+    if len(d.proxy_front):
+        ax.plot(d.proxy_front["x"], d.proxy_front["acc"], color="tab:blue", lw=0.8, ls=":",
+                label="proxy front (search-time)")
     if len(d.finalized):
         ax.scatter(d.finalized["x"], d.finalized["test_acc"], s=70, marker="D",
                    color="tab:red", label="finalized (TEST accuracy)")
-        for _, r in d.finalized.iterrows():
+        for i, (_, r) in enumerate(d.finalized.sort_values("x").iterrows()):
             ax.annotate(f"{r['label']}: {r['test_acc']:.2f}", (r["x"], r["test_acc"]),
-                        textcoords="offset points", xytext=(5, 4), fontsize=7,
-                        color="tab:red")
+                        textcoords="offset points", xytext=(5, 6 if i % 2 else -12),
+                        fontsize=7, color="tab:red")
     ax.scatter([d.dense[0]], [d.dense[1]], marker="*", s=180, color="k",
                label=f"dense (validation {d.dense[1]:.2f} %)")
+    if d.dense_test is not None:
+        ax.scatter([d.dense[0]], [d.dense_test], marker="D", s=50, color="k",
+                   label=f"dense (TEST {d.dense_test:.2f} %)")
     if d.budget is not None:
         ax.axvline(d.budget, color="tab:purple", ls="--", lw=1.2, label="budget")
     ax.set_xlabel(d.xlabel)
@@ -260,7 +279,7 @@ def _html(md_lines: list[str], images: list[Path], out: Path) -> str:
         table.clear()
 
     by_name = {p.name: p for p in images}
-    for line in md_lines:
+    for line in (part for chunk in md_lines for part in chunk.split("\n")):
         if line.startswith("|"):
             table.append(line)
             continue

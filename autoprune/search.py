@@ -305,8 +305,7 @@ class PruneSearch:
         vals = np.array([[t.user_attrs[_VALUE_KEY[o]] for o in objs] for t in feas], float)
         front = [t for t, k in zip(feas, pareto_mask(vals, [o == "accuracy" for o in objs]))
                  if k]
-        by_acc = sorted(front, key=lambda t: -t.user_attrs["accuracy"])
-        chosen = by_acc[: self.cfg.proxy.confirm_top]
+        chosen = _spread(front, self.cfg.proxy.confirm_top)
         searched = [t for t in feas if not t.user_attrs.get("baseline")]
         baselines = sorted((t for t in feas if t.user_attrs.get("baseline")),
                            key=lambda t: -t.user_attrs["accuracy"])
@@ -458,6 +457,21 @@ class PruneSearch:
         self.scorer_ = ProxyScorer(self.ws_)
         self._collect()
         return self
+
+
+def _spread(front: list, k: int) -> list:
+    """Up to ``k`` proxy-front trials: the most accurate, then evenly spread over size, so the
+    confirmed front covers the whole sweep rather than one corner of it."""
+    if k <= 0 or not front:
+        return []
+    by_size = sorted(front, key=lambda t: t.user_attrs["size_mib"])
+    best = max(front, key=lambda t: t.user_attrs["accuracy"])
+    picks = [best]
+    for i in np.linspace(0, len(by_size) - 1, num=min(k, len(by_size))):
+        t = by_size[int(round(i))]
+        if len(picks) < k and t not in picks:
+            picks.append(t)
+    return picks
 
 
 def _knee(front: pd.DataFrame):

@@ -22,8 +22,9 @@ val_size = 1000
 pad_to = 0
 train_limit = 6000
 [baseline]
-epochs = 1
-lr = 0.05
+epochs = 2
+optimizer = "adamw"
+lr = 0.003
 [search]
 mode = "channel"
 trials = 6
@@ -86,7 +87,8 @@ def test_search_finalize_report_export_reload(e2e_study, tmp_path, capsys):
                  "weights_before_after.png"):
         assert (rep / name).is_file(), name
     page = (rep / "report.html").read_text()
-    assert page.count("data:image/png;base64,") >= 6 and "searched" in page
+    assert page.count("<table>") == 2 and page.count("<tr>") >= 6
+    assert page.count("data:image/png;base64,") >= 6 and "<td>uniform</td>" in page
     md = (rep / "report.md").read_text()
     assert "| dense |" in md and "uniform" in md
 
