@@ -25,6 +25,7 @@ demo: install
 	$(BIN)/autoprune export studies/demo.toml
 
 test: install
+	bash scripts/ensure_postgres.sh
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 

@@ -95,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["fine", "channel"], default=None,
                    help="what to scan (default: the study's mode; hybrid scans channels)")
     p.add_argument("--jobs", type=int, default=None,
-                   help="1 = one process on all torch threads; N = N joblib processes")
+                   help="1 = one process on all torch threads; N = N joblib processes; "
+                        "0 = one per core on CPU (default)")
     p.add_argument("--val-limit", type=int, default=None,
                    help="validation images per point (default: the study's, 2000)")
     p.add_argument("--force", action="store_true", help="recompute even when cached")
@@ -177,6 +178,16 @@ def main(argv: list[str] | None = None) -> int:
     except (AutopruneError, ValueError, TypeError, FileNotFoundError) as exc:
         print(f"autoprune {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as exc:
+        if type(exc).__module__.startswith("sqlalchemy"):
+            # a locked or unreachable study database: finished trials are safe in it
+            first = str(exc).splitlines()[0]
+            print(f"autoprune {args.command}: error: the study storage cannot be used right "
+                  f"now ({first}); if another process holds a SQLite study, wait for it or use "
+                  f"--storage journal:FILE or a PostgreSQL URL for several processes. Finished "
+                  f"trials are kept.", file=sys.stderr)
+            return EXIT_USAGE
+        raise
     except KeyboardInterrupt:
         print(f"autoprune {args.command}: interrupted.", file=sys.stderr)
         return 130

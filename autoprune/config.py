@@ -182,7 +182,6 @@ class LatencySettings:
     batch_size: int = 1
     threads: int = 1
     min_run_time: float = 0.3
-    predict: bool = True
 
     def __post_init__(self) -> None:
         if self.batch_size <= 0 or self.threads <= 0 or self.min_run_time <= 0:
@@ -216,7 +215,7 @@ class StudyConfig:
     proxy: ProxySettings = field(default_factory=ProxySettings)
     scan_ratios: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
     scan_val_limit: int = 2000
-    scan_jobs: int = 1
+    scan_jobs: int = 0
     latency: LatencySettings = field(default_factory=LatencySettings)
     finalize: FinalizeSettings = field(default_factory=FinalizeSettings)
     seed: int = 0
@@ -329,7 +328,7 @@ def config_from_dict(raw: dict[str, Any], name: str, source: str = "") -> StudyC
         proxy=_build(ProxySettings, "proxy", raw.get("proxy", {}), seed=seed),
         scan_ratios=tuple(scan.get("ratios", StudyConfig.scan_ratios)),
         scan_val_limit=int(scan.get("val_limit", 2000)),
-        scan_jobs=int(scan.get("jobs", 1)),
+        scan_jobs=int(scan.get("jobs", 0)),
         latency=_build(LatencySettings, "latency", raw.get("latency", {})),
         finalize=_build(FinalizeSettings, "finalize", raw.get("finalize", {})),
         seed=seed,

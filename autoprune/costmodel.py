@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from autoprune.metrics import MIB, count_macs, count_params, layer_table, prunable_layers
-from autoprune.prune import _keep_count, coupling_groups
+from autoprune.prune import _keep_count, coupling_groups, trace_forward
 
 __all__ = ["FineCostModel", "ChannelCostModel"]
 
@@ -129,15 +129,7 @@ class ChannelCostModel:
             return hook
 
         handles += [mods[n].register_forward_hook(bn_hook(n)) for n in bn_names]
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                model(example_inputs)
-        finally:
-            for h in handles:
-                h.remove()
-            model.train(was_training)
+        trace_forward(model, example_inputs, handles)
         return mapping
 
     def counts(self, keep: dict[str, float]) -> dict[str, int]:

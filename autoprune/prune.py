@@ -139,11 +139,8 @@ class FineGrainedPruner:
 # --------------------------------------------------------------------------- channel
 
 
-def classifier_name(model: nn.Module, example_inputs: torch.Tensor) -> str:
-    """FQN of the conv / linear layer that runs last: the classifier, never pruned."""
-    order: list[str] = []
-    handles = [m.register_forward_hook(lambda _m, _i, _o, n=n: order.append(n))
-               for n, m in prunable_layers(model).items()]
+def trace_forward(model: nn.Module, example_inputs: torch.Tensor, handles: list) -> None:
+    """One eval-mode, no-grad forward pass for the given hooks, which are then removed."""
     was_training = model.training
     try:
         model.eval()
@@ -153,6 +150,14 @@ def classifier_name(model: nn.Module, example_inputs: torch.Tensor) -> str:
         for h in handles:
             h.remove()
         model.train(was_training)
+
+
+def classifier_name(model: nn.Module, example_inputs: torch.Tensor) -> str:
+    """FQN of the conv / linear layer that runs last: the classifier, never pruned."""
+    order: list[str] = []
+    trace_forward(model, example_inputs,
+                  [m.register_forward_hook(lambda _m, _i, _o, n=n: order.append(n))
+                   for n, m in prunable_layers(model).items()])
     if not order:
         raise ValueError("The model has no conv or linear layer to prune.")
     return order[-1]

@@ -52,14 +52,16 @@ class ScanSettings:
         recalibrate: Training images used to recalibrate batch-norm statistics after channel
             pruning (forward only); 0 turns it off. Ignored in fine mode.
         jobs: 1 runs in this process on all torch threads; N > 1 runs N joblib processes of
-            one thread each, over layers.
+            one thread each, over layers; 0 (default) = one process per CPU core on CPU,
+            which measured ~6 % faster than threads for the default model (bench/scan.py),
+            and 1 on CUDA.
     """
 
     mode: str = "fine"
     ratios: tuple[float, ...] = DEFAULT_RATIOS
     val_limit: int = 2000
     recalibrate: int = 512
-    jobs: int = 1
+    jobs: int = 0
 
     def __post_init__(self) -> None:
         if self.mode not in ("fine", "channel"):
@@ -67,8 +69,8 @@ class ScanSettings:
         bad = [r for r in self.ratios if not 0.0 <= r < 1.0]
         if bad or not self.ratios:
             raise ValueError(f"scan ratios must be a non-empty list in [0, 1), got bad {bad}.")
-        if self.val_limit <= 0 or self.jobs <= 0 or self.recalibrate < 0:
-            raise ValueError(f"val_limit and jobs must be positive and recalibrate >= 0, got "
+        if self.val_limit <= 0 or self.jobs < 0 or self.recalibrate < 0:
+            raise ValueError(f"val_limit must be positive, jobs and recalibrate >= 0, got "
                              f"{self.val_limit}, {self.jobs}, {self.recalibrate}.")
         object.__setattr__(self, "ratios", tuple(sorted(float(r) for r in self.ratios)))
 
@@ -148,13 +150,18 @@ def sensitivity_scan(
     dense_acc = evaluate(model, data, "val", limit=settings.val_limit, device=device)
     targets = _targets(model, settings, input_size)
     work = [(t, r) for t in targets for r in settings.ratios if r > 0]
-    if settings.jobs > 1 and device.type == "cpu":
+    jobs = settings.jobs or (min(os.cpu_count() or 1, len(targets)) if device.type == "cpu"
+                             else 1)
+    if jobs > 1 and device.type == "cpu":
         from joblib import Parallel, delayed
 
         chunks = [[w for w in work if w[0] == t] for t in targets]
-        results = Parallel(n_jobs=settings.jobs)(
-            delayed(_scan_chunk)(model, data, settings, chunk, "cpu", False, threads=1)
-            for chunk in chunks)
+        results = list(tqdm(
+            Parallel(n_jobs=jobs, return_as="generator")(
+                delayed(_scan_chunk)(model, data, settings, chunk, "cpu", False, threads=1)
+                for chunk in chunks),
+            total=len(chunks), desc=f"scan ({settings.mode}, {jobs} processes)",
+            unit="layer", disable=not progress, leave=False))
         rows = [row for chunk in results for row in chunk]
     else:
         rows = _scan_chunk(model, data, settings, work, device, progress)

@@ -235,3 +235,68 @@ def test_cli_bad_budget_exit_2(capsys):
     assert "size=1.7" in err and len(err.strip().splitlines()) == 1
     assert main(["search", "studies/nope.toml", "--quiet"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_hybrid_search_and_sensitivity_prior(synthetic_idx_root, in_tmp):
+    raw = tiny_raw(synthetic_idx_root, search={"mode": "hybrid", "prior": "uniform",
+                                                "trials": 5, "sweep": True})
+    search = PruneSearch(config_from_dict(raw, "hybrid"), progress=False).run()
+    assert search.results_["feasible"].all()
+    assert (search.results_["size_ratio"] <= 0.3 + 1e-9).all()
+    policy = search.best()
+    assert policy.mode == "hybrid" and policy.keep and policy.sparsity
+    raw = tiny_raw(synthetic_idx_root, search={"mode": "channel", "prior": "sensitivity",
+                                                "trials": 4})
+    search = PruneSearch(config_from_dict(raw, "chsens"), progress=False).run()
+    assert "sensitivity" in set(search.results_["baseline"])
+    assert search.results_["feasible"].all()
+
+
+def test_locked_database_one_sentence_and_trials_kept(synthetic_idx_root, in_tmp, capsys):
+    import sqlite3
+
+    raw = tiny_raw(synthetic_idx_root, search={"trials": 5})
+    raw["name"] = "locked"
+    study_file = in_tmp / "studies" / "locked.toml"
+    study_file.parent.mkdir(exist_ok=True)
+    PruneSearch(config_from_dict(raw, "locked"), progress=False).run()
+    study_file.write_text(_to_toml(raw))
+    db = in_tmp / "studies" / "locked" / "study.db"
+    holder = sqlite3.connect(db)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        code = main(["search", str(study_file), "--trials", "7", "--quiet"])
+    finally:
+        holder.rollback()
+        holder.close()
+    err = capsys.readouterr().err
+    assert code == 2 and "locked" in err and len(err.strip().splitlines()) == 1
+    study = optuna.load_study(study_name="locked", storage=f"sqlite:///{db}")
+    assert len([t for t in study.trials if t.state.is_finished()]) == 5
+
+
+def _to_toml(raw: dict) -> str:
+    lines = [f"name = {raw['name']!r}"] if "name" in raw else []
+    for section, values in raw.items():
+        if isinstance(values, dict):
+            lines.append(f"[{section}]")
+            for k, v in values.items():
+                if isinstance(v, bool):
+                    v = str(v).lower()
+                elif isinstance(v, str):
+                    v = f'"{v}"'
+                lines.append(f"{k} = {v}")
+    return "\n".join(lines) + "\n"
+
+
+def test_postgresql_storage_runs_and_resumes(synthetic_idx_root, in_tmp, postgres_url):
+    raw = tiny_raw(synthetic_idx_root, search={"trials": 5, "storage": postgres_url})
+    first = PruneSearch(config_from_dict(raw, "pg"), progress=False).run()
+    assert first.cfg.storage_url.startswith("postgresql://")
+    before = {t.number: t.values for t in first.study_.trials}
+    assert len(before) == 5
+    raw["search"]["trials"] = 7
+    second = PruneSearch(config_from_dict(raw, "pg"), progress=False).run()
+    numbers = [t.number for t in second.study_.trials if t.state.is_finished()]
+    assert numbers == list(range(7))
+    assert before == {t.number: t.values for t in second.study_.trials if t.number < 5}
