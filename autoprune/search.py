@@ -210,8 +210,13 @@ class PruneSearch:
                     bar.set_postfix(best_feasible_acc=f"{best:.2f}")
 
             try:
+                # the cap counts every process's trials, so workers sharing a journal or
+                # PostgreSQL storage stop together at search.trials
+                ts = optuna.trial.TrialState
+                cap = optuna.study.MaxTrialsCallback(
+                    cfg.search.trials, states=(ts.COMPLETE, ts.PRUNED, ts.FAIL, ts.RUNNING))
                 study.optimize(self._objective, n_trials=remaining, timeout=cfg.search.timeout,
-                               callbacks=[callback], catch=())
+                               callbacks=[callback, cap], catch=())
             finally:
                 bar.close()
         self.confirm()

@@ -300,3 +300,13 @@ def test_postgresql_storage_runs_and_resumes(synthetic_idx_root, in_tmp, postgre
     numbers = [t.number for t in second.study_.trials if t.state.is_finished()]
     assert numbers == list(range(7))
     assert before == {t.number: t.values for t in second.study_.trials if t.number < 5}
+
+
+def test_journal_storage_runs_and_resumes(synthetic_idx_root, in_tmp):
+    url = f"journal:{in_tmp / 'studies' / 'journal.log'}"
+    raw = tiny_raw(synthetic_idx_root, search={"trials": 5, "storage": url})
+    PruneSearch(config_from_dict(raw, "journal"), progress=False).run()
+    raw["search"]["trials"] = 6
+    search = PruneSearch(config_from_dict(raw, "journal"), progress=False).run()
+    assert [t.number for t in search.study_.trials if t.state.is_finished()] == list(range(6))
+    assert (in_tmp / "studies" / "journal.log").stat().st_size > 0
