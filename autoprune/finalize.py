@@ -55,7 +55,8 @@ def finalize(search: PruneSearch, trials: list[int] | None = None, *, baselines:
         raise ValueError(f"Trials {unknown} have no policy in study {cfg.name!r} (finished "
                          f"trials: {sorted(known)}).")
     ws = search.ws_
-    dense_lat = ws.measure_latency(ws.baseline.model)
+    dense_lat = ws.measure_latency(ws.baseline.model,
+                                   min_run_time=3 * cfg.latency.min_run_time)
     study.set_user_attr("final:dense", {
         "test_acc": ws.baseline.test_acc, "val_acc": ws.baseline.val_acc,
         "size_mib": ws.dense["size_mib"], "macs": ws.dense["macs"],
