@@ -23,7 +23,9 @@ from autoprune.prune import (
     fine_grained_prune,
 )
 from autoprune.search import PruneSearch
-from autoprune.train import TrainRecipe, evaluate, get_baseline, recalibrate_bn, train
+
+# `train` the function stays in autoprune.train: re-exporting it would shadow the module
+from autoprune.train import TrainRecipe, evaluate, get_baseline, recalibrate_bn
 
 __version__ = "0.1.0"
 
@@ -54,5 +56,4 @@ __all__ = [
     "measure_latency",
     "model_size_mib",
     "recalibrate_bn",
-    "train",
 ]
