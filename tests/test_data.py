@@ -78,3 +78,53 @@ def test_real_fashion_mnist_shapes(fmnist):
     assert len(fmnist.train) == 55000 and len(fmnist.val) == 5000 and len(fmnist.test) == 10000
     assert fmnist.input_size == (1, 32, 32) and fmnist.num_classes == 10
     assert set(fmnist.test.labels.tolist()) == set(range(10))
+
+
+def test_mnist_cifar_and_imagefolder_layouts(tmp_path, synthetic_idx_root):
+    import pickle
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    mnist = tmp_path / "MNIST" / "raw"
+    mnist.mkdir(parents=True)
+    for f in synthetic_idx_root.iterdir():
+        shutil.copy(f, mnist / f.name)
+    data = load_data(DataSpec("mnist", root=str(tmp_path), val_size=100))
+    assert data.input_size == (1, 28, 28) and len(data.test) == 300
+
+    cifar = tmp_path / "cifar-10-batches-py"
+    cifar.mkdir()
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        with open(cifar / name, "wb") as f:
+            pickle.dump({"data": rng.integers(0, 255, (20, 3072), dtype=np.uint8),
+                         "labels": rng.integers(0, 10, 20).tolist()}, f)
+    data = load_data(DataSpec("cifar10", root=str(tmp_path), val_size=10))
+    assert data.input_size == (3, 32, 32) and len(data.train) == 90 and len(data.test) == 20
+
+    for split in ("train", "test"):
+        for cls in ("cat", "dog"):
+            d = tmp_path / "folder" / split / cls
+            d.mkdir(parents=True)
+            for i in range(3):
+                Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(
+                    d / f"{i}.png")
+    data = load_data(DataSpec(f"imagefolder:{tmp_path / 'folder'}", val_size=2, image_size=16))
+    assert data.input_size == (3, 16, 16) and data.num_classes == 2 and len(data.train) == 4
+    with pytest.raises(DataNotFoundError, match="train/"):
+        load_data(DataSpec(f"imagefolder:{tmp_path / 'nowhere'}"))
+
+
+def tiny_datasets():
+    x = torch.rand(30, 1, 8, 8)
+    y = torch.arange(30) % 3
+    train = torch.utils.data.TensorDataset(x[:20], y[:20])
+    test = torch.utils.data.TensorDataset(x[20:], y[20:])
+    return train, test
+
+
+def test_user_entry_point_datasets():
+    data = load_data(DataSpec("tests.test_data:tiny_datasets", val_size=5, pad_to=None))
+    assert data.num_classes == 3 and len(data.train) == 15 and data.input_size == (1, 8, 8)

@@ -146,3 +146,13 @@ def test_importance_beats_index_order(trained_vgg):
         acc[importance] = evaluate(pruned, data, "val")
     print(f"30 % of channels removed, after BN recalibration: {acc}")
     assert acc["l2"] > acc["index"] + 3.0
+
+
+def test_torchvision_resnet18_channel_prunes():
+    model = build_model(ModelSpec("torchvision:resnet18", 1.0, 1, 10)).eval()
+    x = torch.randn(1, 1, 64, 64)
+    groups = coupling_groups(model, x)
+    assert any("+" in g.id for g in groups)  # residual adds couple layers
+    pruned = channel_prune(model, 0.5, x)
+    assert pruned(x).shape == (1, 10)
+    assert count_params(pruned) < 0.4 * count_params(model)

@@ -310,3 +310,15 @@ def test_journal_storage_runs_and_resumes(synthetic_idx_root, in_tmp):
     search = PruneSearch(config_from_dict(raw, "journal"), progress=False).run()
     assert [t.number for t in search.study_.trials if t.state.is_finished()] == list(range(6))
     assert (in_tmp / "studies" / "journal.log").stat().st_size > 0
+
+
+def test_prefilter_skips_hopeless_trials(synthetic_idx_root, in_tmp, monkeypatch):
+    from autoprune.sensitivity import AdditiveEstimator
+
+    monkeypatch.setattr(AdditiveEstimator, "predict", lambda self, ratios: -100.0)
+    raw = tiny_raw(synthetic_idx_root, search={"trials": 7, "prefilter": 1.0})
+    search = PruneSearch(config_from_dict(raw, "prefilter"), progress=False).run()
+    pruned = [t for t in search.study_.trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert len(pruned) == 2  # the 5 baselines are always scored, the searched 2 are skipped
+    assert all(t.user_attrs["estimate"] == -100.0 and t.constraints for t in pruned)
+    assert set(search.results_["trial"]) == set(range(5))
