@@ -121,8 +121,14 @@ class PruneSearch:
                           c.proxy.recalibrate, c.proxy.seed],
                 "latency": repr(c.latency)}
 
-    def check_budget(self) -> None:
-        """Structure-only feasibility check: runs before any training."""
+    def check_budget(self) -> float | None:
+        """Structure-only feasibility check: runs before any training.
+
+        Returns:
+            For a latency budget, the structural MACs expected to meet it: latency is
+            measured on uniformly channel-pruned copies (weights do not matter for speed), a
+            line latency = a + b x MACs is fitted, and solved for the cap (with 3 % margin).
+        """
         cfg = self.cfg
         ws = Workspace(cfg, device=self.device, progress=False)
         model = build_model(ws.model_spec)
@@ -136,16 +142,29 @@ class PruneSearch:
             from autoprune.prune import channel_prune
 
             lo = cfg.search.min_density
-            smallest = channel_prune(model, {g: lo for g in space.channel_cost.ids}, x)
-            fastest = ws.measure_latency(smallest).median_ms
+            cost = space.channel_cost
+            points = []
+            for keep in (lo, 0.25, 0.5, 0.75):
+                k = {g: max(lo, keep) for g in cost.ids}
+                pruned = channel_prune(model, k, x)
+                points.append((cost.macs(k), ws.measure_latency(pruned).median_ms))
+            dense_ms = ws.measure_latency(model).median_ms
+            points.append((count_macs(model, ws.input_size), dense_ms))
+            fastest = points[0][1]
             if lat_cap is None:
-                lat_cap = cfg.budget.latency * ws.measure_latency(model).median_ms
+                lat_cap = cfg.budget.latency * dense_ms
             if fastest > lat_cap:
                 raise ValueError(
                     f"The latency budget is impossible: the smallest policy within the search "
                     f"bounds measures {fastest:.3f} ms (batch {cfg.latency.batch_size}, "
                     f"{cfg.latency.threads} threads, {cfg.latency.device}), above the cap of "
                     f"{lat_cap:.3f} ms.")
+            macs, ms = np.array(points, dtype=float).T
+            b, a = np.polyfit(macs, ms, 1)
+            if b <= 0:
+                return None
+            return float(np.clip((0.97 * lat_cap - a) / b, macs.min(), macs.max()))
+        return None
 
     def _open_study(self) -> optuna.Study:
         cfg = self.cfg
@@ -180,14 +199,15 @@ class PruneSearch:
         """Run (or continue) the study, confirm the front, and fill the result attributes."""
         cfg = self.cfg
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        self.check_budget()
+        latency_macs = self.check_budget()
         ws = self.ws_ = Workspace(cfg, device=self.device, progress=self.progress)
         base = ws.baseline
         dense = ws.dense
         scan_mode = "fine" if cfg.search.mode == "fine" else "channel"
         scan = ws.scan(scan_mode)
         estimator = AdditiveEstimator(scan.table, scan.dense_acc)
-        limits = Limits.from_budget(cfg.budget, count_params(base.model), dense["macs"])
+        limits = Limits.from_budget(cfg.budget, count_params(base.model), dense["macs"],
+                                    latency_macs=latency_macs)
         self.space_ = SearchSpace(base.model, ws.example_input(), cfg.search, limits,
                                   {scan_mode: estimator}, ws.model_spec.to_dict())
         self.space_.check_feasible()

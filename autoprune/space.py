@@ -36,14 +36,27 @@ __all__ = ["Limits", "SearchSpace", "project"]
 
 @dataclass(frozen=True)
 class Limits:
-    """Budgets turned into absolute caps on stored parameters and MACs (``None`` = no cap)."""
+    """Budgets as absolute caps (``None`` = no cap).
+
+    Attributes:
+        params: Stored parameters.
+        macs: MACs (density-scaled for fine-grained sparsity).
+        structural_macs: Dense MACs of the channel-pruned structure, the stand-in for a latency
+            budget (fine-grained zeros do not make dense kernels faster).
+    """
 
     params: float | None
     macs: float | None
+    structural_macs: float | None = None
 
     @classmethod
     def from_budget(cls, budget: Budget, dense_params: int, dense_macs: int,
-                    bits: int = 32) -> Limits:
+                    bits: int = 32, latency_macs: float | None = None) -> Limits:
+        """Args:
+            latency_macs: Structural MACs that meet the latency budget, from a measured
+                latency-vs-MACs calibration; without it a latency ratio maps to the same
+                ratio of MACs.
+        """
         params = []
         if budget.size is not None:
             params.append(budget.size * dense_params)
@@ -54,19 +67,20 @@ class Limits:
             macs.append(budget.macs * dense_macs)
         if budget.macs_abs is not None:
             macs.append(budget.macs_abs)
-        # measured latency has no closed form: MACs stand in for it when projecting, and the
-        # measured value is checked as a constraint on every trial
-        if budget.latency is not None and not params and not macs:
-            macs.append(budget.latency * dense_macs)
-        return cls(min(params) if params else None, min(macs) if macs else None)
+        structural = latency_macs
+        if structural is None and budget.latency is not None:
+            structural = budget.latency * dense_macs
+        return cls(min(params) if params else None, min(macs) if macs else None, structural)
 
     def scaled(self, factor: float) -> Limits:
-        return Limits(None if self.params is None else self.params * factor,
-                      None if self.macs is None else self.macs * factor)
+        return Limits(*(None if v is None else v * factor
+                        for v in (self.params, self.macs, self.structural_macs)))
 
-    def fits(self, params: float, macs: float) -> bool:
+    def fits(self, params: float, macs: float, structural_macs: float | None = None) -> bool:
         return ((self.params is None or params <= self.params + 1e-9)
-                and (self.macs is None or macs <= self.macs + 1e-9))
+                and (self.macs is None or macs <= self.macs + 1e-9)
+                and (self.structural_macs is None or structural_macs is None
+                     or structural_macs <= self.structural_macs + 1e-9))
 
 
 def project(prefs: dict[str, float], fits, lo: float) -> dict[str, float]:
@@ -125,7 +139,12 @@ class SearchSpace:
 
     def channel_fits(self, limits: Limits):
         cost = self.channel_cost
-        return lambda k: limits.fits(cost.params(k), cost.macs(k))
+
+        def fits(keep: dict[str, float]) -> bool:
+            params, macs = cost._cost(keep)
+            return limits.fits(params, macs, macs)
+
+        return fits
 
     # ------------------------------------------------------------------ feasibility
 
@@ -140,7 +159,7 @@ class SearchSpace:
             params, macs = self.channel_cost.params(k), self.channel_cost.macs(k)
             if self.s.mode == "hybrid":
                 params = self.fine_cost.fixed_params + (params - self.fine_cost.fixed_params) * lo
-        if not self.limits.fits(params, macs):
+        if not self.limits.fits(params, macs, macs if self.s.mode != "fine" else None):
             raise ValueError(
                 f"The budget is impossible: even the smallest policy within the search bounds "
                 f"(every layer at density/keep {lo}) has {params:,.0f} parameters and "
@@ -213,7 +232,8 @@ class SearchSpace:
         dense_m = self.fine_cost.total_macs
         p = None if limits.params is None else dense_p * (limits.params / dense_p) ** share
         m = None if limits.macs is None else dense_m * (limits.macs / dense_m) ** share
-        return Limits(p, m)
+        # latency depends on the channel structure alone: its cap is not shared
+        return Limits(p, m, limits.structural_macs)
 
     def _hybrid_fine(self, keep: dict[str, float], trial: optuna.Trial | None, limits: Limits,
                      **meta) -> Policy:

@@ -322,3 +322,17 @@ def test_prefilter_skips_hopeless_trials(synthetic_idx_root, in_tmp, monkeypatch
     assert len(pruned) == 2  # the 5 baselines are always scored, the searched 2 are skipped
     assert all(t.user_attrs["estimate"] == -100.0 and t.constraints for t in pruned)
     assert set(search.results_["trial"]) == set(range(5))
+
+
+def test_latency_budget_becomes_a_calibrated_macs_cap(synthetic_idx_root, in_tmp):
+    raw = tiny_raw(synthetic_idx_root, search={"mode": "channel", "prior": "uniform"},
+                   model={"name": "vgg", "width": 0.25}, latency={"min_run_time": 0.1})
+    raw["budget"] = {"latency": 0.6}
+    cfg = config_from_dict(raw, "calib")
+    cap = PruneSearch(cfg, progress=False).check_budget()
+    dense = count_macs(build_model(ModelSpec("vgg", 0.25, 1, 10)), (1, 28, 28))
+    assert cap is not None and 0 < cap < 0.95 * dense
+    limits = Limits.from_budget(cfg.budget, 1, dense, latency_macs=cap)
+    assert limits.structural_macs == cap and limits.fits(1, dense, cap)
+    assert not limits.fits(1, dense, 1.01 * cap)
+    assert Limits.from_budget(cfg.budget, 1, dense).structural_macs == 0.6 * dense
