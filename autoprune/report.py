@@ -106,9 +106,13 @@ def draw_pareto(d: ParetoPlotData, path: Path, title: str = "") -> Path:
         ax.scatter(d.infeasible["x"], d.infeasible["acc"], s=26, marker="x", color="0.55",
                    label="infeasible trial")
     if len(d.front):
+        # the front may have three objectives: points that look dominated on this plane are
+        # drawn, but the line joins only the ones non-dominated in these two axes
         ax.errorbar(d.front["x"], d.front["confirmed_acc"], yerr=d.front["confirmed_std"],
-                    color="tab:orange", marker="o", ms=6, lw=1.5, capsize=3,
+                    color="tab:orange", marker="o", ms=6, ls="none", capsize=3,
                     label="Pareto front (confirmed, fresh seeds)")
+        two_d = _proxy_front(d.front.assign(acc=d.front["confirmed_acc"], feasible=True))
+        ax.plot(two_d["x"], two_d["acc"], color="tab:orange", lw=1.5)
     if len(d.baselines):
         ax.scatter(d.baselines["x"], d.baselines["acc"], s=60, facecolors="none",
                    edgecolors="tab:green", lw=1.5, label="warm-start baseline")
