@@ -79,20 +79,17 @@ def normalize_weight_name(name: str) -> str:
     return name if name.endswith(".weight") else f"{name}.weight"
 
 
-def check_ratios(ratios: Mapping[str, float], allowed: list[str], what: str,
-                 upper_inclusive: bool = True) -> None:
-    """One ValueError naming every unknown key and every ratio out of range."""
+def check_ratios(ratios: Mapping[str, float], allowed: list[str], what: str) -> None:
+    """One ValueError naming every unknown key and every ratio outside [0, 1]."""
     allowed_set = set(allowed)
     unknown = sorted(k for k in ratios if k not in allowed_set)
-    hi = "1]" if upper_inclusive else "1)"
     bad = sorted(f"{k}={v!r}" for k, v in ratios.items()
-                 if not isinstance(v, (int, float)) or not (0.0 <= v <= 1.0)
-                 or (not upper_inclusive and v >= 1.0))
+                 if not isinstance(v, (int, float)) or not (0.0 <= v <= 1.0))
     problems = []
     if unknown:
         problems.append(f"unknown {what} {unknown} (known: {sorted(allowed_set)})")
     if bad:
-        problems.append(f"ratios outside [0, {hi}: {bad}")
+        problems.append(f"ratios outside [0, 1]: {bad}")
     if problems:
         raise ValueError("; ".join(problems) + ".")
 
