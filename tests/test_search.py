@@ -336,3 +336,48 @@ def test_latency_budget_becomes_a_calibrated_macs_cap(synthetic_idx_root, in_tmp
     assert limits.structural_macs == cap and limits.fits(1, dense, cap)
     assert not limits.fits(1, dense, 1.01 * cap)
     assert Limits.from_budget(cfg.budget, 1, dense).structural_macs == 0.6 * dense
+
+
+def test_killed_process_resumes_and_fails_its_stale_trial(synthetic_idx_root, in_tmp):
+    """SIGKILL mid-study (no cleanup at all), then re-run: finished trials are all kept."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    raw = tiny_raw(synthetic_idx_root, search={"trials": 40, "warm_start": False,
+                                                "sampler": "random"},
+                   proxy={"steps": 30})
+    raw["name"] = "killed"
+    path = in_tmp / "killed.toml"
+    path.write_text(_to_toml(raw))
+    storage = f"sqlite:///{in_tmp / 'studies' / 'killed' / 'study.db'}"
+    proc = subprocess.Popen([sys.executable, "-m", "autoprune.cli", "search", str(path),
+                             "--quiet"], cwd=in_tmp)
+    deadline = time.time() + 240
+    complete = []
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(1)
+        if not (in_tmp / "studies" / "killed" / "study.db").is_file():
+            continue
+        try:
+            study = optuna.load_study(study_name="killed", storage=storage)
+        except KeyError:
+            continue
+        complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        if len(complete) >= 3:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert len(complete) >= 3
+    study = optuna.load_study(study_name="killed", storage=storage)
+    kept = {t.number: t.values for t in study.trials
+            if t.state == optuna.trial.TrialState.COMPLETE}
+    raw["search"]["trials"] = len(study.trials) + 1
+    raw["proxy"]["steps"] = 30
+    search = PruneSearch(config_from_dict(raw, "killed"), progress=False).run()
+    after = {t.number: t.values for t in search.study_.trials
+             if t.state == optuna.trial.TrialState.COMPLETE}
+    assert {n: after[n] for n in kept} == kept
+    assert not [t for t in search.study_.trials
+                if t.state == optuna.trial.TrialState.RUNNING]
