@@ -119,12 +119,12 @@ def fine_heuristic(name: str, model: nn.Module, fits: Callable[[Allocation], boo
             lambda t: {k: float(np.clip(t * 1e4 * v / top, min_density, 1.0))
                        if t < 1.0 else 1.0 for k, v in raw.items()}, fits)
     if name == "sensitivity":
-        return _sensitivity_family(scan, names, min_density, fits, fine=True)
+        return _sensitivity_family(scan, names, min_density, fits)
     raise ValueError(f"Unknown fine heuristic {name!r}; known: {FINE_HEURISTICS}.")
 
 
 def _sensitivity_family(scan: AdditiveEstimator | None, names: list[str], floor: float,
-                        fits, fine: bool) -> Allocation:
+                        fits) -> Allocation:
     if scan is None:
         raise ValueError("The sensitivity heuristic needs a sensitivity scan.")
     grid = np.linspace(0.0, 0.99, 199)
@@ -161,7 +161,7 @@ def channel_heuristic(name: str, model: nn.Module, example_inputs: torch.Tensor,
         scores = _group_scores(model, example_inputs, group_ids)
         return fit_to_budget(_threshold_family(scores, min_keep), fits)
     if name == "sensitivity":
-        return _sensitivity_family(scan, group_ids, min_keep, fits, fine=False)
+        return _sensitivity_family(scan, group_ids, min_keep, fits)
     raise ValueError(f"Unknown channel heuristic {name!r}; known: {CHANNEL_HEURISTICS}.")
 
 

@@ -101,7 +101,10 @@ def _flop_counts(model: nn.Module, input_size: tuple[int, ...]) -> tuple[int, di
 
 def layer_table(model: nn.Module, input_size: tuple[int, ...]) -> list[LayerInfo]:
     """Per conv / linear layer: shape, params, nonzeros, dense and density-scaled MACs."""
-    _, per_module = _flop_counts(model, input_size)
+    return _layer_rows(model, _flop_counts(model, input_size)[1])
+
+
+def _layer_rows(model: nn.Module, per_module: dict[str, int]) -> list[LayerInfo]:
     rows = []
     for name, mod in prunable_layers(model).items():
         w = mod.weight
@@ -118,10 +121,10 @@ def layer_table(model: nn.Module, input_size: tuple[int, ...]) -> list[LayerInfo
 
 def count_macs(model: nn.Module, input_size: tuple[int, ...], sparse: bool = True) -> int:
     """MACs of one image (FLOPs / 2); with ``sparse`` each layer is scaled by its density."""
-    total, _ = _flop_counts(model, input_size)
+    total, per_module = _flop_counts(model, input_size)
     macs = total // 2
-    if sparse:
-        macs -= sum(r.dense_macs - r.macs for r in layer_table(model, input_size))
+    if sparse:  # one traced forward pass serves both the total and the per-layer scaling
+        macs -= sum(r.dense_macs - r.macs for r in _layer_rows(model, per_module))
     return int(macs)
 
 

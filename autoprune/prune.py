@@ -191,6 +191,7 @@ def _build_graph(model: nn.Module, example_inputs: torch.Tensor):
 def _iter_groups(model: nn.Module, dg, classifier: nn.Module):
     """(group id, root module, group, out layers, in layers) for each coupling group."""
     names = {m: n for n, m in model.named_modules()}
+    order = {n: i for i, n in enumerate(names.values())}
     for group in dg.get_all_groups(ignored_layers=[classifier],
                                    root_module_types=(nn.Conv2d, nn.Linear)):
         outs, ins = [], []
@@ -203,7 +204,6 @@ def _iter_groups(model: nn.Module, dg, classifier: nn.Module):
                 outs.append(names[mod])
             elif dg.is_in_channel_pruning_fn(dep.handler):
                 ins.append(names[mod])
-        order = {n: i for i, n in enumerate(names.values())}
         outs = sorted(set(outs), key=order.get)
         ins = sorted(set(ins) - set(outs), key=order.get)
         root = group[0].dep.target.module

@@ -199,9 +199,8 @@ def write_report(search: PruneSearch, out_dir: Path | None = None,
     cfg = search.cfg
     out = Path(out_dir or cfg.report_dir)
     out.mkdir(parents=True, exist_ok=True)
-    axes = [a for a in ("size", "latency", "macs")]
     plots = {a: draw_pareto(pareto_plot_data(search, a), out / f"pareto_{a}.png",
-                            f"{cfg.name}: accuracy vs {a}") for a in axes}
+                            f"{cfg.name}: accuracy vs {a}") for a in _AXES}
     ws = search.ws_
     mode = "fine" if cfg.search.mode == "fine" else "channel"
     scan = ws.scan(mode)

@@ -287,9 +287,9 @@ class PruneSearch:
             best = self._best_feasible_acc(trial.study)
             trial.set_user_attr("estimate", est)
             if best is not None and est < best - prefilter:
-                cost = self.space_
-                size = cost.fine_cost.size_mib(policy.sparsity) \
-                    if policy.mode == "fine" else cost.channel_cost.size_mib(policy.keep)
+                space = self.space_
+                size = space.fine_cost.size_mib(policy.sparsity) \
+                    if policy.mode == "fine" else space.channel_cost.size_mib(policy.keep)
                 for k, v in self._constraints(size, 0, 0.0).items():
                     trial.set_constraint(k, v)
                 raise optuna.TrialPruned(f"additive estimate {est:.2f} < best {best:.2f} - "
@@ -420,7 +420,7 @@ class PruneSearch:
         cand = res[res["feasible"] & res[column].notna()].reset_index(drop=True)
         if cand.empty:
             return cand
-        objs = [o for o in objective_names(self.cfg)]
+        objs = objective_names(self.cfg)
         cols = [column if o == "accuracy" else _VALUE_KEY[o] for o in objs]
         mask = pareto_mask(cand[cols].to_numpy(float), [o == "accuracy" for o in objs])
         return cand[mask].sort_values("size_mib").reset_index(drop=True)
