@@ -345,6 +345,8 @@ def test_killed_process_resumes_and_fails_its_stale_trial(synthetic_idx_root, in
     import sys
     import time
 
+    import sqlalchemy
+
     raw = tiny_raw(synthetic_idx_root, search={"trials": 40, "warm_start": False,
                                                 "sampler": "random"},
                    proxy={"steps": 30})
@@ -362,8 +364,8 @@ def test_killed_process_resumes_and_fails_its_stale_trial(synthetic_idx_root, in
             continue
         try:
             study = optuna.load_study(study_name="killed", storage=storage)
-        except KeyError:
-            continue
+        except (KeyError, sqlalchemy.exc.OperationalError):
+            continue  # not created yet, or the writer holds the SQLite lock right now
         complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         if len(complete) >= 3:
             break
