@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from autoprune.data import DataBundle, DataSpec, load_data
-from autoprune.errors import AutopruneError, DataNotFoundError
-from autoprune.export import load_checkpoint, save_checkpoint
-from autoprune.metrics import (
+from autoprune.engine.checkpoint import load_checkpoint, save_checkpoint
+from autoprune.engine.groups import CouplingGroup, coupling_groups
+from autoprune.engine.metrics import (
     count_macs,
     count_nonzero,
     count_params,
@@ -13,15 +13,10 @@ from autoprune.metrics import (
     measure_latency,
     model_size_mib,
 )
+from autoprune.engine.policy import Policy
+from autoprune.engine.prune import FineGrainedPruner, channel_prune, fine_grained_prune
+from autoprune.errors import AutopruneError, DataNotFoundError
 from autoprune.models import ModelSpec, build_model
-from autoprune.policy import Policy
-from autoprune.prune import (
-    CouplingGroup,
-    FineGrainedPruner,
-    channel_prune,
-    coupling_groups,
-    fine_grained_prune,
-)
 from autoprune.search import PruneSearch
 
 # `train` the function stays in autoprune.train: re-exporting it would shadow the module

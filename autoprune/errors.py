@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["AutopruneError", "DataNotFoundError", "CacheError"]
+__all__ = ["AutopruneError", "DataNotFoundError"]
 
 
 class AutopruneError(Exception):
@@ -11,7 +11,3 @@ class AutopruneError(Exception):
 
 class DataNotFoundError(AutopruneError, FileNotFoundError):
     """A data set's files are missing or unreadable."""
-
-
-class CacheError(AutopruneError):
-    """A cache entry is unreadable; callers recompute it."""

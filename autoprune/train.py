@@ -12,7 +12,7 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -289,8 +289,3 @@ def get_baseline(
                        "model_spec": model_spec.to_dict(), "recipe": recipe.to_dict()}, path)
     return Baseline(model, model_spec, recipe, data.fingerprint, val_acc, test_acc,
                     stats["seconds"], str(path), False)
-
-
-def with_steps(recipe: TrainRecipe, steps: int, seed: int | None = None) -> TrainRecipe:
-    """A copy of ``recipe`` that runs exactly ``steps`` optimiser steps."""
-    return replace(recipe, steps=steps, seed=recipe.seed if seed is None else seed)

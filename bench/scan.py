@@ -11,9 +11,9 @@ import time
 
 from _common import write
 
-from autoprune.config import load_config
-from autoprune.sensitivity import ScanSettings, sensitivity_scan
-from autoprune.workspace import Workspace
+from autoprune.search.config import load_config
+from autoprune.search.sensitivity import ScanSettings, sensitivity_scan
+from autoprune.search.workspace import Workspace
 
 
 def main() -> None:

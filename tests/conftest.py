@@ -18,6 +18,13 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     torch.set_num_threads(max(1, torch.get_num_threads()))
 
 
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    """Run the test in its own directory (studies/ and reports/ land there)."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
 def write_idx(path: Path, array: np.ndarray) -> None:
     header = bytes([0, 0, 0x08, array.ndim]) + b"".join(struct.pack(">I", d) for d in array.shape)
     with gzip.open(path, "wb") as f:

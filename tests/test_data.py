@@ -5,9 +5,9 @@ import gzip
 import pytest
 import torch
 
-from autoprune.cli import main
 from autoprune.data import DataSpec, load_data, read_idx
 from autoprune.errors import DataNotFoundError
+from autoprune.workflow.cli import main
 
 
 def test_idx_reader_and_splits(synthetic_idx_root):

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from autoprune.cli import main
+from autoprune.workflow.cli import main
 
 STUDY = """
 name = "e2e"
@@ -52,7 +52,7 @@ epochs = 1
 RELOAD = """
 import json, sys
 from autoprune import load_checkpoint, evaluate, load_data
-from autoprune.config import load_config
+from autoprune.search.config import load_config
 cfg = load_config(sys.argv[1])
 model = load_checkpoint(sys.argv[2])
 print(json.dumps({"acc": evaluate(model, load_data(cfg.data), "test", device="cpu")}))

@@ -6,8 +6,7 @@ import pytest
 import torch
 
 from autoprune.cache import hash_state_dict
-from autoprune.cli import main
-from autoprune.metrics import (
+from autoprune.engine.metrics import (
     count_macs,
     count_params,
     layer_table,
@@ -16,6 +15,7 @@ from autoprune.metrics import (
     summarize,
 )
 from autoprune.models import ModelSpec, build_model
+from autoprune.workflow.cli import main
 
 
 def test_lab_vgg_numbers():

@@ -3,9 +3,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from autoprune.engine.groups import coupling_groups
+from autoprune.engine.policy import Policy
+from autoprune.engine.prune import weight_names
 from autoprune.models import ModelSpec, build_model
-from autoprune.policy import Policy
-from autoprune.prune import coupling_groups, weight_names
 
 
 def test_json_round_trip_is_exact():

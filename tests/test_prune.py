@@ -5,14 +5,10 @@ import torch
 from torch import nn
 
 from autoprune.cache import hash_state_dict
-from autoprune.metrics import count_macs, count_params
+from autoprune.engine.groups import coupling_groups
+from autoprune.engine.metrics import count_macs, count_params
+from autoprune.engine.prune import FineGrainedPruner, channel_prune, fine_grained_prune
 from autoprune.models import ModelSpec, build_model
-from autoprune.prune import (
-    FineGrainedPruner,
-    channel_prune,
-    coupling_groups,
-    fine_grained_prune,
-)
 from autoprune.train import evaluate, recalibrate_bn
 
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from autoprune.models import ModelSpec, build_model
-from autoprune.plots import save_scan_plots, sensitivity_plot_data
-from autoprune.sensitivity import AdditiveEstimator, ScanSettings, sensitivity_scan
+from autoprune.search.sensitivity import AdditiveEstimator, ScanSettings, sensitivity_scan
 from autoprune.train import TrainRecipe, train
+from autoprune.workflow.report.figures import save_scan_plots, sensitivity_plot_data
 
 RATIOS = (0.0, 0.5, 0.9)
 

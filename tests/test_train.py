@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import torch
 
-from autoprune.cli import main
 from autoprune.data import DataSpec
 from autoprune.models import ModelSpec, build_model
 from autoprune.train import TrainRecipe, evaluate, get_baseline, recalibrate_bn, train
+from autoprune.workflow.cli import main
 
 
 def test_training_learns_the_synthetic_task(synthetic_data):

@@ -1,4 +1,5 @@
-"""Plots as PNG files. Plot data is computed first (testable without pixels), then drawn.
+"""Scan and weight figures as PNG files. Plot data is computed first (testable without
+pixels), then drawn.
 
 Headless: matplotlib's Agg backend, never a window.
 """
@@ -16,7 +17,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from torch import nn  # noqa: E402
 
-from autoprune.metrics import prunable_layers  # noqa: E402
+from autoprune.engine.metrics import prunable_layers  # noqa: E402
 
 __all__ = [
     "SensitivityPlotData",

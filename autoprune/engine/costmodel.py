@@ -2,7 +2,7 @@
 
 The search projects thousands of candidate allocations onto the budget; building each pruned
 model would take seconds, these formulas take microseconds and agree exactly with
-:mod:`autoprune.metrics` on the pruned model (tests check it).
+:mod:`autoprune.engine.metrics` on the pruned model (tests check it).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from autoprune.metrics import MIB, count_macs, count_params, layer_table, prunable_layers
-from autoprune.prune import _keep_count, coupling_groups, trace_forward
+from autoprune.engine.groups import coupling_groups, keep_count, trace_forward
+from autoprune.engine.metrics import MIB, count_macs, count_params, layer_table, prunable_layers
 
 __all__ = ["FineCostModel", "ChannelCostModel"]
 
@@ -71,13 +71,11 @@ class ChannelCostModel:
     batch-norm parameters follow their group.
     """
 
-    def __init__(self, model: nn.Module, example_inputs: torch.Tensor,
-                 round_to: int | None = None) -> None:
+    def __init__(self, model: nn.Module, example_inputs: torch.Tensor) -> None:
         input_size = tuple(example_inputs.shape[1:])
         self.groups = [g for g in coupling_groups(model, example_inputs) if g.prunable]
         self.ids = [g.id for g in self.groups]
         self.channels = {g.id: g.channels for g in self.groups}
-        self.round_to = round_to
         layers = prunable_layers(model)
         table = {r.name: r for r in layer_table(model, input_size)}
         out_group, in_group = {}, {}
@@ -133,10 +131,11 @@ class ChannelCostModel:
         return mapping
 
     def counts(self, keep: dict[str, float]) -> dict[str, int]:
-        return {gid: _keep_count(keep.get(gid, 1.0), c, self.round_to)
-                for gid, c in self.channels.items()}
+        """Channels kept per group (groups not named keep all)."""
+        return {gid: keep_count(keep.get(gid, 1.0), c) for gid, c in self.channels.items()}
 
-    def _cost(self, keep: dict[str, float]) -> tuple[int, int]:
+    def cost(self, keep: dict[str, float]) -> tuple[int, int]:
+        """``(parameters, MACs)`` of the model pruned to ``keep``, computed in one pass."""
         counts = self.counts(keep)
         params, macs = self.other_params, self.other_macs
         for og, ig, out_c, in_pg, k, bias, positions in self._layers:
@@ -153,10 +152,10 @@ class ChannelCostModel:
         return params, macs
 
     def params(self, keep: dict[str, float]) -> int:
-        return self._cost(keep)[0]
+        return self.cost(keep)[0]
 
     def size_mib(self, keep: dict[str, float], bits: int = 32) -> float:
         return self.params(keep) * bits / 8 / MIB
 
     def macs(self, keep: dict[str, float]) -> int:
-        return self._cost(keep)[1]
+        return self.cost(keep)[1]

@@ -11,11 +11,12 @@ from functools import cached_property
 
 import torch
 
-from autoprune.config import StudyConfig
 from autoprune.data import DataBundle, load_data
-from autoprune.metrics import count_macs, measure_latency, model_size_mib
-from autoprune.models import ModelSpec
-from autoprune.sensitivity import ScanResult, ScanSettings, sensitivity_scan
+from autoprune.engine.metrics import LatencyResult, count_macs, measure_latency, model_size_mib
+from autoprune.models import ModelSpec, build_model
+from autoprune.search.config import StudyConfig
+from autoprune.search.record import DenseReference
+from autoprune.search.sensitivity import ScanResult, ScanSettings, sensitivity_scan
 from autoprune.train import Baseline, default_device, get_baseline
 
 __all__ = ["Workspace"]
@@ -55,17 +56,22 @@ class Workspace:
     def example_input(self, batch: int = 1) -> torch.Tensor:
         return torch.zeros(batch, *self.input_size)
 
-    @cached_property
-    def dense(self) -> dict:
-        """Dense size (MiB), MACs and measured latency, the reference for ratio budgets."""
-        m = self.baseline.model
-        # every ratio budget divides by this one number: measure it longer than a trial
-        lat = self.measure_latency(m, min_run_time=3 * self.cfg.latency.min_run_time)
-        return {"size_mib": model_size_mib(m), "macs": count_macs(m, self.input_size),
-                "latency_ms": lat.median_ms, "latency_iqr_ms": lat.iqr_ms,
-                "val_acc": self.baseline.val_acc, "test_acc": self.baseline.test_acc}
+    def structure(self) -> torch.nn.Module:
+        """A freshly initialised model of the study's architecture: for everything that
+        depends on the structure only (cost models, latency), before any training."""
+        return build_model(self.model_spec).eval()
 
-    def measure_latency(self, model: torch.nn.Module, min_run_time: float | None = None):
+    def measure_dense(self) -> DenseReference:
+        """Dense size (MiB), MACs, measured latency and accuracies: what ratio budgets divide
+        by. The latency is measured three times longer than a trial's."""
+        m = self.baseline.model
+        lat = self.measure_latency(m, min_run_time=3 * self.cfg.latency.min_run_time)
+        return DenseReference(model_size_mib(m), count_macs(m, self.input_size), lat.median_ms,
+                              lat.iqr_ms, self.baseline.val_acc, self.baseline.test_acc)
+
+    def measure_latency(self, model: torch.nn.Module,
+                        min_run_time: float | None = None) -> LatencyResult:
+        """Latency with the study's ``[latency]`` settings (device, batch size, threads)."""
         lat = self.cfg.latency
         return measure_latency(model, self.input_size, batch_size=lat.batch_size,
                                threads=lat.threads, device=lat.device,

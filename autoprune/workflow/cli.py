@@ -164,7 +164,7 @@ def _add_study_args(p: argparse.ArgumentParser) -> None:
 
 
 def load_study(args: argparse.Namespace, extra: list[str] | None = None):
-    from autoprune.config import load_config
+    from autoprune.search.config import load_config
 
     return load_config(args.study, list(args.overrides) + list(extra or []))
 
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _cmd_profile(args: argparse.Namespace) -> int:
-    from autoprune.metrics import count_macs, layer_table, measure_latency, summarize
+    from autoprune.engine.metrics import count_macs, layer_table, measure_latency, summarize
     from autoprune.models import ModelSpec, build_model
 
     spec = ModelSpec(args.model, args.width, args.input_size[0], args.num_classes)
@@ -242,7 +242,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from autoprune.data import load_data
-    from autoprune.metrics import measure_latency, summarize
+    from autoprune.engine.metrics import measure_latency, summarize
     from autoprune.models import ModelSpec
     from autoprune.train import default_recipe, get_baseline
 
@@ -269,13 +269,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _search_overrides(args: argparse.Namespace) -> list[str]:
     extra = []
     if args.budget:
-        from autoprune.config import _BUDGET_KEYS
+        from autoprune.search.budget import KINDS
 
-        extra += [f"budget.{k}=" for k in _BUDGET_KEYS]  # replaced, not merged
+        extra += [f"budget.{k}=" for k in KINDS]  # replaced, not merged
         for item in args.budget:
             key, sep, value = item.partition("=")
-            if not sep or key not in _BUDGET_KEYS:
-                raise ValueError(f"--budget must be KIND=VALUE with KIND in {_BUDGET_KEYS}, "
+            if not sep or key not in KINDS:
+                raise ValueError(f"--budget must be KIND=VALUE with KIND in {tuple(KINDS)}, "
                                  f"got {item!r}.")
             extra.append(f"budget.{key}={value}")
     for opt, key in (("trials", "trials"), ("mode", "mode"), ("sampler", "sampler")):
@@ -300,12 +300,12 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 def format_front(search) -> str:
     cfg = search.cfg
-    dense = search.study_.user_attrs["dense"]
+    dense = search.record_.dense
     res = search.results_
     lines = [f"study {cfg.name}: {len(res)} trials ({int(res['feasible'].sum())} feasible), "
              f"storage {cfg.storage_url}",
-             f"dense: val {dense['val_acc']:.2f} %, {dense['size_mib']:.3f} MiB, "
-             f"{dense['macs'] / 1e6:.2f} M MACs, {dense['latency_ms']:.3f} ms"]
+             f"dense: val {dense.val_acc:.2f} %, {dense.size_mib:.3f} MiB, "
+             f"{dense.macs / 1e6:.2f} M MACs, {dense.latency_ms:.3f} ms"]
     front = search.pareto_
     lines.append(f"confirmed Pareto front ({len(front)} points; proxy = search-time score, "
                  "confirmed = mean over fresh seeds on held-out validation images):")
@@ -326,7 +326,7 @@ def _load_search(args: argparse.Namespace):
 
 
 def _cmd_finalize(args: argparse.Namespace) -> int:
-    from autoprune.finalize import finalize
+    from autoprune.workflow.finalize import finalize
 
     search = _load_search(args)
     trials = None
@@ -337,9 +337,9 @@ def _cmd_finalize(args: argparse.Namespace) -> int:
             raise ValueError(f"--trials must be comma-separated integers, got "
                              f"{args.trials!r}.") from None
     df = finalize(search, trials, baselines=not args.no_baselines, force=args.force)
-    dense = search.study_.user_attrs["final:dense"]
-    print(f"dense: test {dense['test_acc']:.2f} %, {dense['size_mib']:.3f} MiB, "
-          f"{dense['latency_ms']:.3f} ms ({dense['latency_setup']})")
+    dense = search.record_.final_dense
+    print(f"dense: test {dense.test_acc:.2f} %, {dense.size_mib:.3f} MiB, "
+          f"{dense.latency_ms:.3f} ms ({dense.latency_setup})")
     for _, r in df.iterrows():
         print(f"trial {int(r.trial):>3} {r.baseline or 'searched':<17} test "
               f"{r.test_acc_before_ft:6.2f} -> {r.test_acc:6.2f} %  {r.size_mib:.3f} MiB "
@@ -349,7 +349,7 @@ def _cmd_finalize(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from autoprune.report import write_report
+    from autoprune.workflow.report import write_report
 
     out = write_report(_load_search(args))
     print(f"report written to {out}/ (report.html, report.md, pareto_*.png, pareto.csv)")
@@ -357,7 +357,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from autoprune.export import export_study
+    from autoprune.workflow.export import export_study
 
     if args.max_drop is not None and args.pick != "smallest":
         raise ValueError("--max-drop goes with --pick smallest.")
@@ -371,8 +371,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
-    from autoprune.plots import save_scan_plots
-    from autoprune.workspace import Workspace
+    from autoprune.engine.policy import get_mode
+    from autoprune.search.workspace import Workspace
+    from autoprune.workflow.report.figures import save_scan_plots
 
     extra = []
     if args.jobs is not None:
@@ -380,7 +381,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     if args.val_limit is not None:
         extra.append(f"scan.val_limit={args.val_limit}")
     cfg = load_study(args, extra)
-    mode = args.mode or ("fine" if cfg.search.mode == "fine" else "channel")
+    mode = args.mode or get_mode(cfg.search.mode).scan
     ws = Workspace(cfg, device=args.device, progress=not args.quiet)
     base = ws.baseline
     res = ws.scan(mode, force=args.force)

@@ -77,10 +77,6 @@ class LayerInfo:
     dense_macs: int
     macs: int
 
-    @property
-    def density(self) -> float:
-        return self.nonzero / self.params if self.params else 1.0
-
 
 def _flop_counts(model: nn.Module, input_size: tuple[int, ...]) -> tuple[int, dict[str, int]]:
     """Total FLOPs of one forward pass of batch 1, and FLOPs per module FQN."""

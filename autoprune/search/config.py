@@ -9,7 +9,6 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -17,15 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from autoprune.data import DataSpec
+from autoprune.engine.policy import MODES
 from autoprune.models import ModelSpec
+from autoprune.search.budget import KINDS, OBJECTIVES, Budget
 from autoprune.train import TrainRecipe, default_recipe
 
-__all__ = ["StudyConfig", "SearchSettings", "ProxySettings", "Budget", "LatencySettings",
-           "FinalizeSettings", "load_config", "parse_duration", "STUDIES_DIR"]
+__all__ = ["StudyConfig", "SearchSettings", "ProxySettings", "LatencySettings",
+           "FinalizeSettings", "apply_overrides", "config_from_dict", "load_config",
+           "parse_duration", "STUDIES_DIR"]
 
 STUDIES_DIR = Path("studies")
-_BUDGET_KEYS = ("size", "size_mib", "macs", "macs_abs", "latency", "latency_ms")
-_OBJECTIVES = ("accuracy", "size", "latency", "macs")
 
 
 def parse_duration(text: str | int | float | None) -> float | None:
@@ -42,40 +42,6 @@ def parse_duration(text: str | int | float | None) -> float | None:
     if seconds <= 0:
         raise ValueError(f"Duration must be positive, got {text!r}.")
     return seconds
-
-
-@dataclass(frozen=True)
-class Budget:
-    """Upper bounds a feasible policy must meet. Ratios are relative to the dense model.
-
-    Args:
-        size: Stored size as a fraction of dense (0.25 = 4x smaller).
-        size_mib: Stored size in MiB.
-        macs: MACs as a fraction of dense.
-        macs_abs: MACs per image.
-        latency: Measured latency as a fraction of dense.
-        latency_ms: Measured latency in ms.
-    """
-
-    size: float | None = None
-    size_mib: float | None = None
-    macs: float | None = None
-    macs_abs: float | None = None
-    latency: float | None = None
-    latency_ms: float | None = None
-
-    def __post_init__(self) -> None:
-        for k in ("size", "macs", "latency"):
-            v = getattr(self, k)
-            if v is not None and not 0.0 < v <= 1.0:
-                raise ValueError(f"Budget {k}={v!r} must be a ratio of dense in (0, 1].")
-        for k in ("size_mib", "macs_abs", "latency_ms"):
-            v = getattr(self, k)
-            if v is not None and v <= 0:
-                raise ValueError(f"Budget {k}={v!r} must be positive.")
-
-    def items(self) -> dict[str, float]:
-        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
 
 @dataclass(frozen=True)
@@ -119,7 +85,7 @@ class SearchSettings:
     prefilter: float = 0.0
 
     def __post_init__(self) -> None:
-        _choice("search.mode", self.mode, ("fine", "channel", "hybrid"))
+        _choice("search.mode", self.mode, tuple(MODES))
         _choice("search.sampler", self.sampler, ("tpe", "nsga2", "random"))
         _choice("search.space", self.space, ("centred", "wide"))
         _choice("search.prior", self.prior, ("lamp", "sensitivity", "uniform", "erk"))
@@ -129,10 +95,10 @@ class SearchSettings:
             raise ValueError(f"search.min_density and search.floor must be in (0, 1) and "
                              f"perturbation >= 0, got {self.min_density}, {self.floor}, "
                              f"{self.perturbation}.")
-        bad = [o for o in self.objectives if o not in _OBJECTIVES]
+        bad = [o for o in self.objectives if o not in OBJECTIVES]
         if bad or "accuracy" not in self.objectives or len(self.objectives) < 2:
             raise ValueError(f"search.objectives must include 'accuracy' and at least one of "
-                             f"{_OBJECTIVES[1:]}, got {list(self.objectives)}.")
+                             f"{OBJECTIVES[1:]}, got {list(self.objectives)}.")
         object.__setattr__(self, "timeout", parse_duration(self.timeout))
         object.__setattr__(self, "objectives", tuple(self.objectives))
 
@@ -315,9 +281,9 @@ def config_from_dict(raw: dict[str, Any], name: str, source: str = "") -> StudyC
     if "objectives" in search:
         search["objectives"] = tuple(search["objectives"])
     budget_raw = raw.get("budget", {})
-    bad_budget = sorted(set(budget_raw) - set(_BUDGET_KEYS))
+    bad_budget = sorted(set(budget_raw) - set(KINDS))
     if bad_budget:
-        raise ValueError(f"Unknown budget(s) {bad_budget}; known: {list(_BUDGET_KEYS)}.")
+        raise ValueError(f"Unknown budget(s) {bad_budget}; known: {list(KINDS)}.")
     cfg = StudyConfig(
         name=str(raw.get("name", name)),
         model=model,
@@ -340,8 +306,8 @@ def config_from_dict(raw: dict[str, Any], name: str, source: str = "") -> StudyC
     if not cfg.budget.items():
         raise ValueError("The study sets no budget: add [budget] with size, size_mib, macs, "
                          "macs_abs, latency or latency_ms (or --budget size=0.25).")
-    if cfg.search.mode == "fine" and ("latency" in cfg.search.objectives
-                                      or cfg.budget.latency or cfg.budget.latency_ms):
+    if not MODES[cfg.search.mode].channels and ("latency" in cfg.search.objectives
+                                                 or "latency" in cfg.budget.axes()):
         raise ValueError("Fine-grained sparsity does not change dense-kernel latency; use "
                          "mode 'channel' or 'hybrid' for latency objectives or budgets.")
     return cfg

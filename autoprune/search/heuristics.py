@@ -12,6 +12,7 @@ so that the allocation uses the budget as fully as it can.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 import numpy as np
@@ -19,11 +20,12 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from autoprune.metrics import prunable_layers
-from autoprune.sensitivity import AdditiveEstimator
+from autoprune.engine.groups import build_graph, classifier_name, iter_groups
+from autoprune.engine.metrics import prunable_layers
+from autoprune.search.sensitivity import AdditiveEstimator
 
 __all__ = ["FINE_HEURISTICS", "CHANNEL_HEURISTICS", "fit_to_budget", "fine_heuristic",
-           "channel_heuristic"]
+           "channel_heuristic", "lamp_scores", "sensitivity_allocation"]
 
 FINE_HEURISTICS = ("uniform", "global_magnitude", "lamp", "erk", "sensitivity")
 CHANNEL_HEURISTICS = ("uniform", "global_ranking", "sensitivity")
@@ -60,7 +62,7 @@ def _weights(model: nn.Module) -> dict[str, torch.Tensor]:
             for n, m in prunable_layers(model).items()}
 
 
-def _lamp_scores(w: torch.Tensor) -> torch.Tensor:
+def lamp_scores(w: torch.Tensor) -> torch.Tensor:
     """LAMP score of each weight: w^2 / sum of w'^2 over weights at least as large."""
     sq, order = torch.sort(w**2)
     suffix = torch.flip(torch.cumsum(torch.flip(sq, [0]), 0), [0])
@@ -106,7 +108,7 @@ def fine_heuristic(name: str, model: nn.Module, fits: Callable[[Allocation], boo
         return fit_to_budget(_threshold_family(weights, min_density), fits)
     if name == "lamp":
         return fit_to_budget(
-            _threshold_family({k: _lamp_scores(v) for k, v in weights.items()}, min_density),
+            _threshold_family({k: lamp_scores(v) for k, v in weights.items()}, min_density),
             fits)
     if name == "erk":
         layers = prunable_layers(model)
@@ -119,12 +121,15 @@ def fine_heuristic(name: str, model: nn.Module, fits: Callable[[Allocation], boo
             lambda t: {k: float(np.clip(t * 1e4 * v / top, min_density, 1.0))
                        if t < 1.0 else 1.0 for k, v in raw.items()}, fits)
     if name == "sensitivity":
-        return _sensitivity_family(scan, names, min_density, fits)
+        return sensitivity_allocation(scan, names, min_density, fits)
     raise ValueError(f"Unknown fine heuristic {name!r}; known: {FINE_HEURISTICS}.")
 
 
-def _sensitivity_family(scan: AdditiveEstimator | None, names: list[str], floor: float,
-                        fits) -> Allocation:
+def sensitivity_allocation(scan: AdditiveEstimator | None, names: list[str], floor: float,
+                           fits: Callable[[Allocation], bool]) -> Allocation:
+    """The pruning lab's manual method, automated: each layer pruned as far as its scan allows
+    within one accuracy-drop threshold; the threshold is set to just meet the budget. Returns
+    per-layer densities (fine) or keep ratios (channel), at least ``floor``."""
     if scan is None:
         raise ValueError("The sensitivity heuristic needs a sensitivity scan.")
     grid = np.linspace(0.0, 0.99, 199)
@@ -161,7 +166,7 @@ def channel_heuristic(name: str, model: nn.Module, example_inputs: torch.Tensor,
         scores = _group_scores(model, example_inputs, group_ids)
         return fit_to_budget(_threshold_family(scores, min_keep), fits)
     if name == "sensitivity":
-        return _sensitivity_family(scan, group_ids, min_keep, fits)
+        return sensitivity_allocation(scan, group_ids, min_keep, fits)
     raise ValueError(f"Unknown channel heuristic {name!r}; known: {CHANNEL_HEURISTICS}.")
 
 
@@ -169,16 +174,12 @@ def _group_scores(model: nn.Module, example_inputs: torch.Tensor,
                   group_ids: list[str]) -> dict[str, torch.Tensor]:
     """Torch-Pruning group L2 importance per channel, normalised by each group's mean (its
     default for global pruning), so one threshold ranks channels across groups."""
-    import copy
-
-    from autoprune.prune import _build_graph, _iter_groups, classifier_name
-
     probe = copy.deepcopy(model).eval()
     cls = dict(probe.named_modules())[classifier_name(probe, example_inputs)]
-    dg = _build_graph(probe, example_inputs)
+    dg = build_graph(probe, example_inputs)
     imp = tp.importance.GroupMagnitudeImportance(p=2, normalizer="mean")
     out = {}
-    for gid, _root, group, _o, _i in _iter_groups(probe, dg, cls):
+    for gid, _root, group, _o, _i in iter_groups(probe, dg, cls):
         if gid in group_ids:
             out[gid] = imp(group).detach().double().clamp_min(1e-12)
     return out

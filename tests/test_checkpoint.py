@@ -5,10 +5,10 @@ import io
 import pytest
 import torch
 
+from autoprune.engine.checkpoint import load_checkpoint, pack_sparse, save_checkpoint, unpack_sparse
+from autoprune.engine.prune import FineGrainedPruner, channel_prune, weight_names
 from autoprune.errors import AutopruneError
-from autoprune.export import load_checkpoint, pack_sparse, save_checkpoint, unpack_sparse
 from autoprune.models import ModelSpec, build_model
-from autoprune.prune import FineGrainedPruner, channel_prune, weight_names
 
 
 def test_pack_unpack_round_trip():

@@ -15,10 +15,41 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["Policy", "MODES", "POLICY_VERSION"]
+__all__ = ["Policy", "Mode", "MODES", "get_mode", "POLICY_VERSION"]
 
-MODES = ("fine", "channel", "hybrid")
 POLICY_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Mode:
+    """What a pruning mode does; the one place that knows, so no module tests mode names.
+
+    Attributes:
+        name: ``fine``, ``channel`` or ``hybrid``.
+        sparsity: Its policies hold per-weight sparsities (weights zeroed).
+        channels: Its policies hold per-group channel keep ratios (channels removed). Only
+            these change the structure, and so the latency of dense kernels.
+        scan: The sensitivity scan that informs it (``fine`` or ``channel``).
+    """
+
+    name: str
+    sparsity: bool
+    channels: bool
+    scan: str
+
+
+MODES: dict[str, Mode] = {
+    "fine": Mode("fine", sparsity=True, channels=False, scan="fine"),
+    "channel": Mode("channel", sparsity=False, channels=True, scan="channel"),
+    "hybrid": Mode("hybrid", sparsity=True, channels=True, scan="channel"),
+}
+
+
+def get_mode(name: str) -> Mode:
+    """The :class:`Mode` called ``name``; ValueError naming the known ones otherwise."""
+    if name not in MODES:
+        raise ValueError(f"Policy mode must be one of {tuple(MODES)}, got {name!r}.")
+    return MODES[name]
 
 
 @dataclass
@@ -44,12 +75,12 @@ class Policy:
     version: int = POLICY_VERSION
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"Policy mode must be one of {MODES}, got {self.mode!r}.")
-        if self.mode == "fine" and self.keep:
-            raise ValueError("A 'fine' policy cannot hold channel keep ratios; use 'hybrid'.")
-        if self.mode == "channel" and self.sparsity:
-            raise ValueError("A 'channel' policy cannot hold sparsities; use 'hybrid'.")
+        mode = get_mode(self.mode)
+        if self.keep and not mode.channels:
+            raise ValueError(f"A {self.mode!r} policy cannot hold channel keep ratios; use "
+                             f"'hybrid'.")
+        if self.sparsity and not mode.sparsity:
+            raise ValueError(f"A {self.mode!r} policy cannot hold sparsities; use 'hybrid'.")
         for what, ratios in (("sparsity", self.sparsity), ("keep ratio", self.keep)):
             bad = sorted(f"{k}={v!r}" for k, v in ratios.items()
                          if not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0)
@@ -106,7 +137,8 @@ class Policy:
 
     def check_fits(self, model: nn.Module, example_inputs: torch.Tensor) -> None:
         """Raise one ValueError listing missing and extra names when the policy does not fit."""
-        from autoprune.prune import coupling_groups, normalize_weight_name, weight_names
+        from autoprune.engine.groups import coupling_groups
+        from autoprune.engine.prune import normalize_weight_name, weight_names
 
         problems = []
         if self.keep:
@@ -134,7 +166,7 @@ class Policy:
         """
         import copy
 
-        from autoprune.prune import FineGrainedPruner, channel_prune
+        from autoprune.engine.prune import FineGrainedPruner, channel_prune
 
         self.check_fits(model, example_inputs)
         pruned = (channel_prune(model, self.keep, example_inputs, importance=importance)

@@ -29,8 +29,9 @@ from tqdm.auto import tqdm
 
 from autoprune.cache import cache_dir, hash_key, hash_state_dict
 from autoprune.data import DataBundle
-from autoprune.metrics import count_macs, count_nonzero, layer_table
-from autoprune.prune import channel_prune, coupling_groups, fine_grained_prune
+from autoprune.engine.groups import coupling_groups
+from autoprune.engine.metrics import count_macs, count_nonzero, layer_table
+from autoprune.engine.prune import channel_prune, fine_grained_prune
 from autoprune.train import default_device, evaluate, recalibrate_bn
 
 __all__ = ["ScanSettings", "ScanResult", "sensitivity_scan", "AdditiveEstimator",

@@ -1,0 +1,74 @@
+"""The Optuna objective: a trial -> a budget-meeting policy -> its proxy score and constraints.
+
+Warm-start baselines arrive as enqueued trials carrying their heuristic's name; every other
+trial samples the search space. Constraints are set in every trial, the skipped ones too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import optuna
+
+from autoprune.search.budget import AXES, Budget
+from autoprune.search.record import DenseReference, StudyRecord, TrialView
+from autoprune.search.scoring import ProxyScorer
+from autoprune.search.space import SearchSpace
+
+__all__ = ["Objective"]
+
+
+class Objective:
+    """Callable Optuna objective.
+
+    Args:
+        space: The study's search space (bound to the trained model).
+        scorer: The proxy scorer.
+        budget: The study's budget.
+        dense: The study's dense reference.
+        objectives: Objective names, in the study's order.
+        prefilter: Skip the fine-tune of a searched trial whose additive scan estimate is this
+            many points below the best feasible proxy accuracy so far (0: never).
+    """
+
+    def __init__(self, space: SearchSpace, scorer: ProxyScorer, budget: Budget,
+                 dense: DenseReference, objectives: Sequence[str], prefilter: float = 0.0
+                 ) -> None:
+        self.space = space
+        self.scorer = scorer
+        self.budget = budget
+        self.dense = dense.to_dict()
+        self.objectives = tuple(objectives)
+        self.prefilter = prefilter
+
+    def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
+        view = TrialView(trial)
+        name = view.baseline
+        policy = self.space.baseline_policy(name) if name else self.space.sample(trial)
+        view.set_policy(policy)
+        if self.prefilter > 0 and not name:
+            self._maybe_skip(trial, view, policy)
+        score = self.scorer.score(policy)
+        view.set_score({**score.to_dict(), "size_ratio": score.size_mib / self.dense["size_mib"]})
+        measured = {"size_mib": score.size_mib, "macs": score.macs,
+                    "latency_ms": score.latency_ms}
+        self._constrain(trial, measured)
+        return tuple(score.accuracy if o == "accuracy" else float(measured[AXES[o].key])
+                     for o in self.objectives)
+
+    def _constrain(self, trial: optuna.Trial, measured: dict[str, float]) -> None:
+        for k, v in self.budget.constraints(self.dense, measured).items():
+            trial.set_constraint(k, v)
+
+    def _maybe_skip(self, trial: optuna.Trial, view: TrialView, policy) -> None:
+        est = self.space.estimate(policy)
+        if est is None:
+            return
+        best = StudyRecord(trial.study).best_feasible_accuracy()
+        view.set_estimate(est)
+        if best is not None and est < best - self.prefilter:
+            # only size is known without pruning; MACs and latency count as met
+            self._constrain(trial, {"size_mib": self.space.size_mib(policy), "macs": 0,
+                                    "latency_ms": 0.0})
+            raise optuna.TrialPruned(f"additive estimate {est:.2f} < best {best:.2f} - "
+                                     f"{self.prefilter}")

@@ -1,0 +1,275 @@
+"""The study's state kept in Optuna user attributes, read and written through typed classes.
+
+Study-level: the dense reference every ratio budget divides by, the settings fingerprint, each
+confirmed trial's re-scoring (:class:`Confirmation`) and each finalized point
+(:class:`FinalPoint`, plus :class:`FinalDense`). Trial-level: the policy, the proxy score, the
+baseline name. No other module uses the attribute keys.
+
+Example:
+    >>> record = StudyRecord(study)                                   # doctest: +SKIP
+    >>> record.set_confirmation(7, Confirmation([92.1, 92.3], [1000, 1001], (2000, 5000)))
+    >>> record.confirmations()[7].mean                                # doctest: +SKIP
+    92.2
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import optuna
+import pandas as pd
+
+from autoprune.engine.policy import Policy
+
+__all__ = ["DenseReference", "Confirmation", "FinalDense", "FinalPoint", "StudyRecord",
+           "TrialView", "RESULT_COLUMNS"]
+
+_DENSE = "dense"
+_FINGERPRINT = "fingerprint"
+_CONFIRM = "confirm:"
+_FINAL = "final:"
+_FINAL_DENSE = "final:dense"
+_BASELINE = "baseline"
+_POLICY = "policy"
+_ESTIMATE = "estimate"
+
+
+class _Record:
+    """Dataclass <-> plain dict; unknown keys are ignored so older studies still load."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]):
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass(frozen=True)
+class DenseReference(_Record):
+    """The dense model measured once per study: what ratio budgets divide by."""
+
+    size_mib: float
+    macs: int
+    latency_ms: float
+    latency_iqr_ms: float
+    val_acc: float
+    test_acc: float
+
+
+@dataclass(frozen=True)
+class Confirmation(_Record):
+    """A trial re-scored with fresh fine-tune seeds on held-out validation images."""
+
+    accs: list[float]
+    seeds: list[int]
+    val_images: tuple[int, int] | list[int]
+    mean: float = field(default=math.nan)
+    std: float = field(default=math.nan)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "val_images", list(self.val_images))
+        object.__setattr__(self, "mean", statistics.fmean(self.accs))
+        object.__setattr__(self, "std", statistics.stdev(self.accs)
+                           if len(self.accs) > 1 else 0.0)
+
+
+@dataclass(frozen=True)
+class FinalDense(_Record):
+    """The dense model as finalize measured it (TEST split, latency in the same run)."""
+
+    test_acc: float
+    val_acc: float
+    size_mib: float
+    macs: int
+    latency_ms: float
+    latency_iqr_ms: float
+    latency_setup: str
+
+
+@dataclass(frozen=True)
+class FinalPoint(_Record):
+    """One finalized trial: full fine-tune, TEST accuracy, measured latency."""
+
+    trial: int
+    baseline: str
+    test_acc_before_ft: float | None
+    test_acc: float
+    size_mib: float
+    params: int
+    macs: int
+    latency_ms: float
+    latency_iqr_ms: float
+    speedup: float
+    epochs: int
+    seconds: float
+    checkpoint: str
+
+
+RESULT_COLUMNS = ["trial", "baseline", "feasible", "proxy_acc", "size_mib", "size_ratio",
+                  "params", "macs", "latency_ms", "seconds", "policy", "confirmed_acc",
+                  "confirmed_std", "confirmed_n"]
+
+
+class TrialView:
+    """Typed access to one trial's attributes (frozen trials) and the writes of a live one."""
+
+    def __init__(self, trial: optuna.trial.FrozenTrial | optuna.Trial) -> None:
+        self.trial = trial
+
+    @property
+    def number(self) -> int:
+        return self.trial.number
+
+    @property
+    def baseline(self) -> str:
+        """The warm-start heuristic's name, or ``""`` for a searched trial."""
+        return self.trial.user_attrs.get(_BASELINE) or ""
+
+    @property
+    def has_policy(self) -> bool:
+        return _POLICY in self.trial.user_attrs
+
+    @property
+    def policy(self) -> Policy:
+        return Policy.from_dict(self.trial.user_attrs[_POLICY])
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.trial.user_attrs.get("accuracy")
+
+    def value(self, key: str) -> float:
+        """A measured value of the proxy score (``size_mib``, ``macs``, ``latency_ms``...)."""
+        return self.trial.user_attrs[key]
+
+    @property
+    def estimate(self) -> float | None:
+        return self.trial.user_attrs.get(_ESTIMATE)
+
+    @property
+    def feasible(self) -> bool:
+        """Complete, with constraints set, and every constraint met."""
+        t = self.trial
+        return (t.state == optuna.trial.TrialState.COMPLETE and bool(t.constraints)
+                and all(v <= 0 for v in t.constraints.values()))
+
+    # live trials
+    def set_policy(self, policy: Policy) -> None:
+        self.trial.set_user_attr(_POLICY, policy.to_dict())
+
+    def set_estimate(self, estimate: float) -> None:
+        self.trial.set_user_attr(_ESTIMATE, estimate)
+
+    def set_score(self, score: dict[str, Any]) -> None:
+        for k, v in score.items():
+            self.trial.set_user_attr(k, v)
+
+
+class StudyRecord:
+    """Reads and writes a study's autoprune state.
+
+    Args:
+        study: The Optuna study.
+    """
+
+    def __init__(self, study: optuna.Study) -> None:
+        self.study = study
+
+    # ------------------------------------------------------------------ study level
+
+    @property
+    def dense(self) -> DenseReference | None:
+        d = self.study.user_attrs.get(_DENSE)
+        return DenseReference.from_dict(d) if d else None
+
+    def set_dense(self, ref: DenseReference) -> None:
+        self.study.set_user_attr(_DENSE, ref.to_dict())
+
+    @property
+    def fingerprint(self) -> dict | None:
+        return self.study.user_attrs.get(_FINGERPRINT)
+
+    def set_fingerprint(self, fp: dict) -> None:
+        self.study.set_user_attr(_FINGERPRINT, fp)
+
+    def confirmations(self) -> dict[int, Confirmation]:
+        return {int(k[len(_CONFIRM):]): Confirmation.from_dict(v)
+                for k, v in self.study.user_attrs.items() if k.startswith(_CONFIRM)}
+
+    def set_confirmation(self, trial: int, c: Confirmation) -> None:
+        self.study.set_user_attr(f"{_CONFIRM}{trial}", c.to_dict())
+
+    def finals(self) -> dict[int, FinalPoint]:
+        return {int(k[len(_FINAL):]): FinalPoint.from_dict(v)
+                for k, v in self.study.user_attrs.items()
+                if k.startswith(_FINAL) and k != _FINAL_DENSE}
+
+    def set_final(self, p: FinalPoint) -> None:
+        self.study.set_user_attr(f"{_FINAL}{p.trial}", p.to_dict())
+
+    @property
+    def final_dense(self) -> FinalDense | None:
+        d = self.study.user_attrs.get(_FINAL_DENSE)
+        return FinalDense.from_dict(d) if d else None
+
+    def set_final_dense(self, d: FinalDense) -> None:
+        self.study.set_user_attr(_FINAL_DENSE, d.to_dict())
+
+    # ------------------------------------------------------------------ trials
+
+    def trial(self, number: int) -> TrialView:
+        """A trial that holds a policy; ValueError naming the ones that do otherwise."""
+        trials = self.study.get_trials(deepcopy=False)
+        if not 0 <= number < len(trials) or not TrialView(trials[number]).has_policy:
+            known = [t.number for t in trials if TrialView(t).has_policy]
+            raise ValueError(f"Trial {number} has no policy in study "
+                             f"{self.study.study_name!r} (trials with one: {known}).")
+        return TrialView(trials[number])
+
+    def views(self, states: tuple[optuna.trial.TrialState, ...] | None = None
+              ) -> list[TrialView]:
+        return [TrialView(t) for t in self.study.get_trials(deepcopy=False, states=states)]
+
+    def baselines_present(self) -> set[str]:
+        """Baselines already complete, queued or running (never enqueue them twice)."""
+        ts = optuna.trial.TrialState
+        return {v.baseline for v in self.views((ts.COMPLETE, ts.WAITING, ts.RUNNING))
+                if v.baseline}
+
+    def enqueue_baseline(self, name: str) -> None:
+        self.study.enqueue_trial({}, user_attrs={_BASELINE: name})
+
+    def best_feasible_accuracy(self) -> float | None:
+        accs = [v.accuracy for v in self.views() if v.feasible and v.accuracy is not None]
+        return max(accs) if accs else None
+
+    def results(self) -> pd.DataFrame:
+        """Every completed trial, one row each, with its confirmation where there is one."""
+        dense = self.dense
+        conf = self.confirmations()
+        rows = []
+        for v in self.views((optuna.trial.TrialState.COMPLETE,)):
+            pol = v.trial.user_attrs[_POLICY]
+            c = conf.get(v.number)
+            rows.append({
+                "trial": v.number,
+                "baseline": v.baseline,
+                "feasible": v.feasible,
+                "proxy_acc": v.accuracy,
+                "size_mib": v.value("size_mib"),
+                "size_ratio": v.value("size_mib") / dense.size_mib if dense else math.nan,
+                "params": v.value("params"),
+                "macs": v.value("macs"),
+                "latency_ms": v.value("latency_ms"),
+                "seconds": v.value("seconds"),
+                "policy": json.dumps({"sparsity": pol["sparsity"], "keep": pol["keep"]}),
+                "confirmed_acc": c.mean if c else math.nan,
+                "confirmed_std": c.std if c else math.nan,
+                "confirmed_n": len(c.accs) if c else math.nan,
+            })
+        return pd.DataFrame(rows, columns=RESULT_COLUMNS)

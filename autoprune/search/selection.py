@@ -1,0 +1,109 @@
+"""Choosing points: the Pareto front, the candidates spread over it, its knee, and a pick.
+
+Example:
+    >>> import numpy as np
+    >>> pareto_mask(np.array([[90.0, 1.0], [91.0, 1.0]]), [True, False]).tolist()
+    [False, True]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from autoprune.search.budget import AXES
+
+__all__ = ["pareto_mask", "front", "spread", "knee", "pick", "PICKS"]
+
+PICKS = ("best", "knee", "smallest")
+
+
+def pareto_mask(values: np.ndarray, maximize: Sequence[bool]) -> np.ndarray:
+    """Non-dominated rows of ``values`` (n x k); ``maximize`` says which columns grow."""
+    v = np.where(np.array(maximize)[None, :], -values, values)  # all minimised
+    keep = np.ones(len(v), dtype=bool)
+    for i in range(len(v)):
+        dominated = np.all(v <= v[i], axis=1) & np.any(v < v[i], axis=1)
+        if dominated.any():
+            keep[i] = False
+    return keep
+
+
+def front(results: pd.DataFrame, objectives: Sequence[str],
+          column: str = "confirmed_acc") -> pd.DataFrame:
+    """The feasible rows of ``results`` not dominated in ``objectives`` (accuracy read from
+    ``column``), sorted by size."""
+    if results.empty or column not in results:
+        return pd.DataFrame(columns=list(results.columns))
+    cand = results[results["feasible"].astype(bool) & results[column].notna()]
+    cand = cand.reset_index(drop=True)
+    if cand.empty:
+        return cand
+    cols = [column if o == "accuracy" else AXES[o].key for o in objectives]
+    mask = pareto_mask(cand[cols].to_numpy(float), [o == "accuracy" for o in objectives])
+    return cand[mask].sort_values("size_mib").reset_index(drop=True)
+
+
+def spread(points: pd.DataFrame, k: int, acc: str = "proxy_acc") -> list[int]:
+    """Up to ``k`` rows' ``trial`` numbers: the most accurate, then evenly spread over size, so
+    a confirmed front covers the whole sweep rather than one corner of it."""
+    if k <= 0 or points.empty:
+        return []
+    by_size = points.sort_values("size_mib", kind="stable")["trial"].astype(int).tolist()
+    picks = [int(points.loc[points[acc].idxmax(), "trial"])]
+    for i in np.linspace(0, len(by_size) - 1, num=min(k, len(by_size))):
+        t = by_size[int(round(i))]
+        if len(picks) < k and t not in picks:
+            picks.append(t)
+    return picks
+
+
+def knee(points: pd.DataFrame, acc: str = "confirmed_acc"):
+    """Index of the point farthest from the line joining the extremes (accuracy vs log size)."""
+    if len(points) <= 2:
+        return points[acc].idxmax()
+    x = np.log(points["size_mib"].to_numpy(float))
+    y = points[acc].to_numpy(float)
+    xn = (x - x.min()) / max(np.ptp(x), 1e-12)
+    yn = (y - y.min()) / max(np.ptp(y), 1e-12)
+    i, j = int(np.argmin(xn)), int(np.argmax(xn))
+    dx, dy = xn[j] - xn[i], yn[j] - yn[i]
+    dist = np.abs(dy * (xn - xn[i]) - dx * (yn - yn[i])) / max(math.hypot(dx, dy), 1e-12)
+    return points.index[int(np.argmax(dist))]
+
+
+def pick(points: pd.DataFrame, how: str = "best", *, dense_acc: float,
+         max_drop: float | None = None, max_size_mib: float | None = None,
+         max_latency_ms: float | None = None) -> int:
+    """The trial number of one front point.
+
+    Args:
+        points: A confirmed front (:func:`front`).
+        how: ``best`` (highest confirmed accuracy), ``knee`` (:func:`knee`) or ``smallest``.
+        dense_acc: The dense validation accuracy ``max_drop`` is measured from.
+        max_drop, max_size_mib, max_latency_ms: Filters applied first.
+    """
+    if how not in PICKS:
+        raise ValueError(f"pick must be one of {PICKS}, got {how!r}.")
+    if points.empty:
+        raise ValueError("The study has no confirmed feasible trial yet; run more trials "
+                         "or loosen the budget.")
+    if max_size_mib is not None:
+        points = points[points["size_mib"] <= max_size_mib]
+    if max_latency_ms is not None:
+        points = points[points["latency_ms"] <= max_latency_ms]
+    if max_drop is not None:
+        points = points[points["confirmed_acc"] >= dense_acc - max_drop]
+    if points.empty:
+        raise ValueError(f"No confirmed front point meets the filters (max_drop={max_drop}, "
+                         f"max_size_mib={max_size_mib}, max_latency_ms={max_latency_ms}).")
+    if how == "best":
+        row = points.loc[points["confirmed_acc"].idxmax()]
+    elif how == "smallest":
+        row = points.loc[points["size_mib"].idxmin()]
+    else:
+        row = points.loc[knee(points)]
+    return int(row["trial"])

@@ -1,0 +1,245 @@
+"""The study: an Optuna multi-objective search of per-layer pruning policies.
+
+:class:`PruneSearch` opens the storage, runs the trials, confirms the front and loads the
+results; the objective, the confirmation and the selection live in their own modules.
+
+Example:
+    >>> from autoprune import PruneSearch
+    >>> search = PruneSearch("studies/demo.toml", overrides=["search.trials=10"])  # doctest: +SKIP
+    >>> search.run()                                                             # doctest: +SKIP
+    >>> search.pareto_                       # confirmed Pareto front, a DataFrame
+    >>> policy = search.best(max_drop=1.0)   # the most accurate confirmed point
+"""
+
+from __future__ import annotations
+
+import warnings
+from functools import cached_property
+from pathlib import Path
+
+import optuna
+import pandas as pd
+from tqdm.auto import tqdm
+
+from autoprune.engine.metrics import count_macs, count_params
+from autoprune.engine.policy import Policy, get_mode
+from autoprune.errors import AutopruneError
+from autoprune.search import confirmation, selection
+from autoprune.search.budget import Limits, objective_direction
+from autoprune.search.calibration import latency_macs_cap
+from autoprune.search.config import StudyConfig, load_config
+from autoprune.search.objective import Objective
+from autoprune.search.record import StudyRecord
+from autoprune.search.scoring import ProxyScorer
+from autoprune.search.sensitivity import AdditiveEstimator
+from autoprune.search.space import SearchSpace, make_space
+from autoprune.search.storage import open_storage
+from autoprune.search.workspace import Workspace
+
+__all__ = ["PruneSearch", "fingerprint"]
+
+_SAMPLERS = {
+    "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed, multivariate=True,
+                                                   n_startup_trials=8),
+    "nsga2": lambda seed: optuna.samplers.NSGAIISampler(seed=seed, population_size=12),
+    "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
+}
+
+
+def fingerprint(cfg: StudyConfig) -> dict:
+    """The settings a study's trials depend on; a study refuses to mix trials across them."""
+    s, p = cfg.search, cfg.proxy
+    return {"model": cfg.model.to_dict(), "data": repr(cfg.data), "recipe": cfg.recipe.to_dict(),
+            "mode": s.mode, "objectives": list(s.objectives), "budget": cfg.budget.items(),
+            "space": [s.space, s.prior, s.perturbation, s.sweep, s.floor, s.min_density],
+            "proxy": [p.steps, p.lr, p.batch_size, p.val_limit, p.recalibrate, p.seed],
+            "latency": repr(cfg.latency)}
+
+
+class PruneSearch:
+    """Search per-layer pruning policies for a study.
+
+    Args:
+        config: A :class:`StudyConfig` or the path of a study TOML file.
+        overrides: ``section.key=value`` overrides applied to a TOML file.
+        device: ``cpu`` / ``cuda`` (default: CUDA when present).
+        progress: Show progress bars.
+
+    Attributes (after :meth:`run` or :meth:`load`):
+        study_: The Optuna study.
+        results_: Every completed trial, one row each.
+        pareto_: The confirmed Pareto front of feasible trials.
+    """
+
+    def __init__(self, config: StudyConfig | str | Path, *, overrides: list[str] | None = None,
+                 device: str | None = None, progress: bool = True) -> None:
+        self.config = config
+        self.overrides = overrides or []
+        self.device = device
+        self.progress = progress
+
+    @cached_property
+    def cfg(self) -> StudyConfig:
+        """The validated study configuration."""
+        if isinstance(self.config, StudyConfig):
+            return self.config
+        return load_config(self.config, self.overrides)
+
+    def open(self) -> optuna.Study:
+        """Open (or create) the study; refuse one created with other settings."""
+        cfg = self.cfg
+        storage = open_storage(cfg.storage_url)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study = optuna.create_study(
+                study_name=cfg.name, storage=storage, sampler=_SAMPLERS[cfg.search.sampler](
+                    cfg.seed), directions=[objective_direction(o) for o in cfg.search.objectives],
+                load_if_exists=True)
+            record, fp = StudyRecord(study), fingerprint(cfg)
+            if record.fingerprint is None:
+                record.set_fingerprint(fp)
+                study.set_metric_names(list(cfg.search.objectives))
+        if record.fingerprint != fp:
+            diff = sorted(k for k in set(fp) | set(record.fingerprint)
+                          if fp.get(k) != record.fingerprint.get(k))
+            raise ValueError(
+                f"Study {cfg.name!r} in {cfg.storage_url} was created with other settings "
+                f"({', '.join(diff)} differ); its finished trials are kept. Use a new name "
+                f"(--set name=NEW) or another storage to search with these settings.")
+        self.study_, self.record_ = study, record
+        return study
+
+    def plan(self, ws: Workspace) -> SearchSpace:
+        """The search space on the untrained structure, checked before any training: the
+        budget is feasible, and a latency budget is calibrated on the study's device."""
+        cfg, model, x = self.cfg, ws.structure(), ws.example_input()
+        n_val = len(ws.data.val)
+        if cfg.proxy.val_limit >= n_val and cfg.proxy.confirm_seeds and cfg.proxy.confirm_val:
+            raise ValueError(f"proxy.val_limit={cfg.proxy.val_limit} leaves no validation "
+                             f"images for confirmation (the split has {n_val}).")
+        params, macs = count_params(model), count_macs(model, ws.input_size)
+        space = make_space(model, x, cfg.search, Limits.from_budget(cfg.budget, params, macs),
+                           model_dict=ws.model_spec.to_dict())
+        space.check_feasible()
+        cap = latency_macs_cap(model, x, space.channel_cost, cfg.budget,
+                               min_keep=cfg.search.min_density, settings=cfg.latency,
+                               measure=lambda m: ws.measure_latency(m).median_ms)
+        space.limits = Limits.from_budget(cfg.budget, params, macs, latency_macs=cap)
+        return space
+
+    def run(self) -> PruneSearch:
+        """Run (or continue) the study, confirm the front, and fill the result attributes."""
+        cfg = self.cfg
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        ws = self.ws_ = Workspace(cfg, device=self.device, progress=self.progress)
+        study = self.open()
+        record = self.record_
+        planned = self.plan(ws)
+        if record.dense is None:
+            record.set_dense(ws.measure_dense())
+        scan = ws.scan(get_mode(cfg.search.mode).scan)
+        self.space_ = planned.bind(ws.baseline.model, planned.limits,
+                                   AdditiveEstimator(scan.table, scan.dense_acc))
+        self.scorer_ = ProxyScorer(ws, record.dense.latency_ms)
+        for t in record.views((optuna.trial.TrialState.RUNNING,)):
+            if cfg.storage_url.startswith("sqlite"):  # one process: a RUNNING trial is dead
+                study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+        if cfg.search.warm_start:
+            present = record.baselines_present()
+            for name in self.space_.baseline_names():
+                if name not in present:
+                    record.enqueue_baseline(name)
+        self._optimize(study, Objective(self.space_, self.scorer_, cfg.budget, record.dense,
+                                        cfg.search.objectives, cfg.search.prefilter))
+        self.confirm()
+        self._collect()
+        out = cfg.run_dir
+        out.mkdir(parents=True, exist_ok=True)
+        self.pareto_.to_csv(out / "pareto.csv", index=False)
+        self.results_.to_csv(out / "trials.csv", index=False)
+        return self
+
+    def _optimize(self, study: optuna.Study, objective: Objective) -> None:
+        cfg = self.cfg
+        done = len([t for t in study.trials if t.state.is_finished()])
+        remaining = max(0, cfg.search.trials - done)
+        if not remaining:
+            return
+        bar = tqdm(total=remaining, desc=f"search {cfg.name}", unit="trial",
+                   disable=not self.progress)
+
+        def progress(st: optuna.Study, _trial) -> None:
+            bar.update(1)
+            best = StudyRecord(st).best_feasible_accuracy()
+            if best is not None:
+                bar.set_postfix(best_feasible_acc=f"{best:.2f}")
+
+        # the cap counts every process's trials, so workers sharing a journal or PostgreSQL
+        # storage stop together at search.trials
+        ts = optuna.trial.TrialState
+        cap = optuna.study.MaxTrialsCallback(cfg.search.trials,
+                                             states=(ts.COMPLETE, ts.PRUNED, ts.FAIL, ts.RUNNING))
+        try:
+            study.optimize(objective, n_trials=remaining, timeout=cfg.search.timeout,
+                           callbacks=[progress, cap], catch=())
+        finally:
+            bar.close()
+
+    def confirm(self) -> pd.DataFrame:
+        """Re-score the front's candidates with fresh seeds (see
+        :mod:`autoprune.search.confirmation`); returns the confirmed rows."""
+        confirmation.confirm(self.record_, self.scorer_, self.cfg.proxy,
+                             self.cfg.search.objectives, progress=self.progress)
+        res = self.record_.results()
+        return res[res["confirmed_acc"].notna()].reset_index(drop=True)
+
+    def _collect(self) -> None:
+        self.results_ = self.record_.results()
+        self.pareto_ = selection.front(self.results_, self.cfg.search.objectives)
+
+    def pick_trial(self, pick: str = "best", *, max_drop: float | None = None,
+                   max_size_mib: float | None = None, max_latency_ms: float | None = None
+                   ) -> int:
+        """The trial number of a confirmed front point (see :func:`selection.pick`)."""
+        if not hasattr(self, "pareto_"):
+            raise RuntimeError("Call run() (or load()) first.")
+        return selection.pick(self.pareto_, pick, dense_acc=self.record_.dense.val_acc,
+                              max_drop=max_drop, max_size_mib=max_size_mib,
+                              max_latency_ms=max_latency_ms)
+
+    def best(self, pick: str = "best", *, max_drop: float | None = None,
+             max_size_mib: float | None = None, max_latency_ms: float | None = None) -> Policy:
+        """A policy from the confirmed front.
+
+        Args:
+            pick: ``best`` (highest confirmed accuracy), ``knee`` (largest accuracy per size
+                lost, the front's knee) or ``smallest`` (smallest size within ``max_drop``
+                points of the dense validation accuracy).
+            max_drop, max_size_mib, max_latency_ms: Filters on the front.
+        """
+        n = self.pick_trial(pick, max_drop=max_drop, max_size_mib=max_size_mib,
+                            max_latency_ms=max_latency_ms)
+        return self.record_.trial(n).policy
+
+    @classmethod
+    def load(cls, config: StudyConfig | str | Path, *, overrides: list[str] | None = None,
+             device: str | None = None, progress: bool = True) -> PruneSearch:
+        """Open an existing study without running trials (writes nothing)."""
+        self = cls(config, overrides=overrides, device=device, progress=progress)
+        cfg = self.cfg
+        missing = AutopruneError(f"No study named {cfg.name!r} in {cfg.storage_url}; run "
+                                 f"'autoprune search {cfg.source or cfg.name}' first.")
+        url = cfg.storage_url
+        if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
+            raise missing
+        try:
+            self.study_ = optuna.load_study(study_name=cfg.name, storage=open_storage(url))
+        except KeyError:
+            raise missing from None
+        self.record_ = StudyRecord(self.study_)
+        if self.record_.dense is None or self.record_.results().empty:
+            raise AutopruneError(f"Study {cfg.name!r} has no completed trial yet; run "
+                                 f"'autoprune search {cfg.source or cfg.name}' first.")
+        self.ws_ = Workspace(cfg, device=device, progress=progress)
+        self._collect()
+        return self

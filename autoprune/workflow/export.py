@@ -1,0 +1,70 @@
+"""Export: a study's chosen policy as JSON, its sparsity dict / channel ratios, and the
+finalized pruned checkpoint, with the lines that load it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from autoprune.search import PruneSearch
+from autoprune.workflow.finalize import final_checkpoint, finalize
+
+__all__ = ["export_study"]
+
+
+def export_study(search: PruneSearch, *, trial: int | None = None, pick: str = "best",
+                 max_drop: float | None = None, out_dir: str | Path | None = None) -> dict:
+    """Write a study's chosen policy and pruned checkpoint.
+
+    Files: ``policy.json``; ``sparsity_dict.json`` (weight FQN -> sparsity, fine / hybrid);
+    ``channel_ratios.json`` (group id -> fraction of channels pruned, channel / hybrid);
+    ``model.pt`` (the finalized, fine-tuned pruned model; finalized first if needed).
+
+    Returns:
+        ``{"trial", "files", "test_acc", "snippet"}``.
+    """
+    record = search.record_
+    if trial is None:
+        trial = search.pick_trial(pick, max_drop=max_drop)
+    view = record.trial(trial)
+    if trial not in record.finals() or not final_checkpoint(search, trial).is_file():
+        finalize(search, [trial])
+    final = record.finals()[trial]
+    policy = view.policy
+    policy.meta.update({"study": search.cfg.name, "trial": trial, "test_acc": final.test_acc,
+                        "size_mib": final.size_mib, "latency_ms": final.latency_ms})
+    out = Path(out_dir or search.cfg.report_dir / "export")
+    out.mkdir(parents=True, exist_ok=True)
+    files = {out / "policy.json": policy.to_json()}
+    if policy.sparsity:
+        files[out / "sparsity_dict.json"] = json.dumps(policy.to_sparsity_dict(), indent=2)
+    if policy.keep:
+        files[out / "channel_ratios.json"] = json.dumps(policy.to_channel_ratios(), indent=2)
+    for path, text in files.items():
+        _atomic_write(path, text.encode())
+    ckpt = out / "model.pt"
+    _atomic_write(ckpt, final_checkpoint(search, trial).read_bytes())
+    return {"trial": trial, "files": [str(f) for f in [*files, ckpt]],
+            "test_acc": final.test_acc, "snippet": _snippet(policy, out, ckpt)}
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    shutil.move(tmp, path)
+
+
+def _snippet(policy, out: Path, ckpt: Path) -> str:
+    lines = ["from autoprune import load_checkpoint",
+             f"model = load_checkpoint({str(ckpt)!r})  # pruned, fine-tuned, eval mode"]
+    if policy.sparsity:
+        lines += ["# or prune your own copy, FineGrainedPruner-style:",
+                  f"# sparsity = json.load(open({str(out / 'sparsity_dict.json')!r}))",
+                  "# pruner = autoprune.FineGrainedPruner(my_model, sparsity)"]
+    if policy.keep:
+        lines += ["# or prune your own copy by coupling group:",
+                  f"# policy = autoprune.Policy.from_json(open({str(out / 'policy.json')!r})"
+                  ".read())",
+                  "# pruned, pruner = policy.apply(my_model, example_inputs)"]
+    return "\n".join(lines)

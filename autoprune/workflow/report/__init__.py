@@ -1,0 +1,100 @@
+"""The study report: Pareto plots, scan plots, weight histograms, tables, Markdown and HTML.
+
+``write_report`` reads the study (it never writes into it) and writes ``reports/<study>/``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from autoprune.engine.checkpoint import load_checkpoint
+from autoprune.engine.policy import get_mode
+from autoprune.search import PruneSearch
+from autoprune.search.budget import AXES
+from autoprune.workflow.finalize import final_checkpoint, finalized_frame
+from autoprune.workflow.report.document import Document
+from autoprune.workflow.report.figures import plot_weight_histograms, save_scan_plots
+from autoprune.workflow.report.pareto import ParetoPlotData, draw_pareto, pareto_plot_data
+
+__all__ = ["ParetoPlotData", "pareto_plot_data", "draw_pareto", "final_table", "write_report"]
+
+_FRONT_COLUMNS = ["trial", "baseline", "proxy_acc", "confirmed_acc", "confirmed_std",
+                  "size_mib", "size_ratio", "macs", "latency_ms"]
+
+
+def final_table(search: PruneSearch) -> pd.DataFrame:
+    """The lab's closing table: dense vs chosen vs each baseline (TEST split)."""
+    fin = finalized_frame(search)
+    dense = search.record_.final_dense
+    if fin.empty or dense is None:
+        return pd.DataFrame()
+    rows = [{"model": "dense", "trial": "", "acc before FT (test %)": dense.test_acc,
+             "acc after FT (test %)": dense.test_acc, "size (MiB)": dense.size_mib,
+             "x smaller": 1.0, "MACs (M)": dense.macs / 1e6,
+             "latency (ms)": dense.latency_ms, "speedup": 1.0}]
+    for _, r in fin.iterrows():
+        rows.append({"model": r["baseline"] or "searched", "trial": int(r["trial"]),
+                     "acc before FT (test %)": r["test_acc_before_ft"],
+                     "acc after FT (test %)": r["test_acc"], "size (MiB)": r["size_mib"],
+                     "x smaller": r["x_smaller"], "MACs (M)": r["macs"] / 1e6,
+                     "latency (ms)": r["latency_ms"], "speedup": r["speedup"]})
+    return pd.DataFrame(rows)
+
+
+def write_report(search: PruneSearch, out_dir: Path | None = None,
+                 export_trial: int | None = None) -> Path:
+    """Write plots, ``pareto.csv``, ``final_table.csv``, ``report.md``, a self-contained
+    ``report.html`` and ``summary.json``."""
+    cfg, ws, record = search.cfg, search.ws_, search.record_
+    out = Path(out_dir or cfg.report_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    images = [draw_pareto(pareto_plot_data(search, a), out / f"pareto_{a}.png",
+                          f"{cfg.name}: accuracy vs {a}") for a in AXES]
+    mode = get_mode(cfg.search.mode).scan
+    scan = ws.scan(mode)
+    images += save_scan_plots(scan.table, scan.dense_acc, ws.baseline.model, out, mode)
+    if export_trial is None and not search.pareto_.empty:
+        export_trial = search.pick_trial("best")
+    if export_trial is not None and final_checkpoint(search, export_trial).is_file():
+        images.append(plot_weight_histograms(
+            ws.baseline.model, out / "weights_before_after.png",
+            other=load_checkpoint(final_checkpoint(search, export_trial)),
+            labels=("dense", f"trial {export_trial}")))
+    search.pareto_.to_csv(out / "pareto.csv", index=False)
+    table = final_table(search)
+    table.to_csv(out / "final_table.csv", index=False)
+    dense, fin, res = record.dense, record.final_dense, search.results_
+    lat = cfg.latency
+    front = search.pareto_[_FRONT_COLUMNS] if not search.pareto_.empty else pd.DataFrame()
+    doc = Document(title=f"autoprune report: {cfg.name}")
+    doc.heading(f"autoprune report: {cfg.name}")
+    doc.paragraph(f"Model `{cfg.model.name}` (width {cfg.model.width}) on `{cfg.data.name}`, "
+                  f"mode `{cfg.search.mode}`, budget {cfg.budget.items()}, {len(res)} trials "
+                  f"({int(res['feasible'].sum())} feasible).")
+    doc.paragraph(f"Dense: validation {dense.val_acc:.2f} %, test "
+                  f"{fin.test_acc if fin else float('nan'):.2f} %, {dense.size_mib:.3f} MiB, "
+                  f"{dense.macs / 1e6:.2f} M MACs, {dense.latency_ms:.3f} ms ({lat.device}, "
+                  f"batch {lat.batch_size}, {lat.threads} threads).")
+    doc.heading("Finalized points (TEST split, full fine-tune)", 2)
+    doc.table(list(table.columns), table.values.tolist(),
+              empty="_No finalized points yet: run `autoprune finalize`._")
+    doc.paragraph("Accuracy before FT: after pruning (and batch-norm recalibration for channel "
+                  "pruning), before fine-tuning. Latency: median of torch.utils.benchmark runs.")
+    doc.heading("Confirmed Pareto front (validation)", 2)
+    doc.paragraph("proxy = search-time score (shared fine-tune seed, first validation images); "
+                  "confirmed = mean ± std over fresh fine-tune seeds on validation images the "
+                  "search did not select on.")
+    doc.table(list(front.columns), front.values.tolist(),
+              empty="_No confirmed feasible point yet._")
+    doc.heading("Plots", 2)
+    for p in images:
+        doc.figure(p)
+    (out / "report.md").write_text(doc.to_markdown())
+    (out / "report.html").write_text(doc.to_html())
+    (out / "summary.json").write_text(json.dumps({
+        "study": cfg.name, "dense": dense.to_dict(), "final": table.to_dict(orient="records")},
+        indent=2, default=float))
+    return out

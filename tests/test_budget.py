@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from autoprune.engine.metrics import MIB
+from autoprune.search.budget import AXES, KINDS, Budget, Limits
+
+DENSE = {"size_mib": 2.0, "macs": 1_000_000, "latency_ms": 4.0}
+
+
+def test_every_kind_caps_one_axis_and_the_budget_knows_them_all():
+    assert set(KINDS) == {f.name for f in Budget.__dataclass_fields__.values()}
+    assert {k.axis for k in KINDS.values()} == set(AXES)
+
+
+def test_constraints_sign_matches_the_cap_for_every_kind():
+    values = {"size": 0.5, "size_mib": 1.0, "macs": 0.5, "macs_abs": 5e5, "latency": 0.5,
+              "latency_ms": 2.0}
+    for kind, v in values.items():
+        b = Budget(**{kind: v})
+        under = {k: 0.49 * x for k, x in DENSE.items()}
+        over = {k: 0.51 * x for k, x in DENSE.items()}
+        assert b.constraints(DENSE, under)[kind] < 0, kind
+        assert b.constraints(DENSE, over)[kind] > 0, kind
+        assert set(b.constraints(DENSE, under)) == {kind}
+
+
+def test_caps_take_the_tightest_per_axis():
+    b = Budget(size=0.5, size_mib=0.8, latency=0.9)
+    assert b.caps(DENSE) == {"size_mib": 0.8, "latency_ms": 3.6}
+    assert b.axes() == {"size", "latency"}
+
+
+@pytest.mark.parametrize("kw", [{"size": 1.5}, {"size": 0.0}, {"macs": math.nan},
+                                {"latency_ms": -1.0}, {"size_mib": math.nan},
+                                {"macs_abs": math.inf}, {"size": "half"}])
+def test_bad_budgets_name_the_value(kw):
+    (k, v), = kw.items()
+    with pytest.raises(ValueError, match=f"{k}="):
+        Budget(**kw)
+
+
+def test_limits_from_budget():
+    lim = Limits.from_budget(Budget(size=0.5, size_mib=1.0, macs=0.25), 1_000_000, 800)
+    assert lim.params == min(0.5 * 1_000_000, 1.0 * MIB * 8 / 32)
+    assert lim.macs == 200 and lim.structural_macs is None
+    assert lim.fits(lim.params, 200) and not lim.fits(lim.params + 1, 200)
+    lat = Limits.from_budget(Budget(latency=0.5), 10, 800)
+    assert lat.structural_macs == 400 and lat.scaled(0.5).structural_macs == 200

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import pytest
+
+from autoprune.search.config import apply_overrides, config_from_dict, parse_duration
+from tests.helpers import tiny_raw
+
+
+def test_config_errors_name_the_value(synthetic_idx_root):
+    with pytest.raises(ValueError, match="'bogus'"):
+        config_from_dict(tiny_raw(synthetic_idx_root, search={"sampler": "bogus"}), "x")
+    with pytest.raises(ValueError, match="size=1.5"):
+        config_from_dict(tiny_raw(synthetic_idx_root, budget={"size": 1.5}), "x")
+    raw = tiny_raw(synthetic_idx_root)
+    raw["budget"] = {}
+    with pytest.raises(ValueError, match="no budget"):
+        config_from_dict(raw, "x")
+    with pytest.raises(ValueError, match="latency"):
+        config_from_dict(tiny_raw(synthetic_idx_root, budget={"latency": 0.5}), "x")
+    with pytest.raises(ValueError, match="Unknown key"):
+        config_from_dict(tiny_raw(synthetic_idx_root, proxy={"stepz": 3}), "x")
+    raw = apply_overrides(tiny_raw(synthetic_idx_root), ["budget.size=", "budget.macs=0.5"])
+    assert raw["budget"] == {"macs": 0.5}
+
+
+@pytest.mark.parametrize("text, seconds", [("90s", 90.0), ("20m", 1200.0), ("1.5h", 5400.0),
+                                           ("45", 45.0), (30, 30.0), (" 2m ", 120.0)])
+def test_parse_duration(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["ten minutes", "5d", "-3s", "0", 0, "1.5.2h"])
+def test_parse_duration_rejects_with_the_value(text):
+    with pytest.raises(ValueError, match="Duration"):
+        parse_duration(text)
+
+
+def test_parse_duration_none_means_no_limit():
+    assert parse_duration(None) is None and parse_duration("") is None
+
+
+def test_overrides_parse_toml_values_and_refuse_unknown_sections():
+    raw = apply_overrides({"search": {"mode": "fine"}}, ["search.trials=12", "proxy.lr=0.02",
+                                                         "search.sampler=random", "seed=3"])
+    assert raw == {"search": {"mode": "fine", "trials": 12, "sampler": "random"},
+                   "proxy": {"lr": 0.02}, "seed": 3}
+    with pytest.raises(ValueError, match="'serach'"):
+        apply_overrides({}, ["serach.trials=3"])
+    with pytest.raises(ValueError, match="section.key=value"):
+        apply_overrides({}, ["search.trials"])
+
+
+def test_config_is_frozen_and_latency_needs_a_structural_mode(synthetic_idx_root):
+    cfg = config_from_dict(tiny_raw(synthetic_idx_root), "x")
+    with pytest.raises(AttributeError):
+        cfg.name = "other"
+    cfg = config_from_dict(tiny_raw(synthetic_idx_root, search={"mode": "hybrid"},
+                                    budget={"latency": 0.5}), "x")
+    assert cfg.budget.axes() == {"size", "latency"}

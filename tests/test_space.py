@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import optuna
+import pytest
+import torch
+
+from autoprune.engine.costmodel import ChannelCostModel, FineCostModel
+from autoprune.engine.metrics import count_macs, count_nonzero, count_params
+from autoprune.engine.prune import FineGrainedPruner, channel_prune
+from autoprune.models import ModelSpec, build_model
+from autoprune.search.budget import Budget, Limits
+from autoprune.search.config import SearchSettings
+from autoprune.search.space import ChannelSpace, FineSpace, HybridSpace, make_space
+
+
+@pytest.mark.parametrize("target", [0.1, 0.3, 0.6])
+def test_fine_projection_hits_target_within_half_percent(target):
+    model = build_model(ModelSpec("cnn", 1.0, 1, 10))
+    x = torch.zeros(1, 1, 28, 28)
+    total = count_params(model)
+    limits = Limits.from_budget(Budget(size=target), total, count_macs(model, (1, 28, 28)))
+    for space_kind in ("centred", "wide"):
+        space = make_space(model, x, SearchSettings(mode="fine", space=space_kind), limits)
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+        for _ in range(5):
+            policy = space.sample(study.ask())
+            params = space.fine_cost.params(policy.sparsity)
+            assert params <= target * total
+            assert params >= (1 - 0.005) * target * total
+
+
+def test_channel_projection_hits_macs_target_and_cost_model_is_exact():
+    model = build_model(ModelSpec("vgg", 1.0, 3, 10))
+    x = torch.zeros(1, 3, 32, 32)
+    dense_macs = count_macs(model, (3, 32, 32))
+    limits = Limits.from_budget(Budget(macs=0.4), count_params(model), dense_macs)
+    space = make_space(model, x, SearchSettings(mode="channel", prior="uniform"), limits)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(3):
+        policy = space.sample(study.ask())
+        macs = space.channel_cost.macs(policy.keep)
+        assert 0.995 * 0.4 * dense_macs <= macs <= 0.4 * dense_macs
+    pruned = channel_prune(model, policy.keep, x)
+    assert count_macs(pruned, (3, 32, 32)) == macs
+    assert count_params(pruned) == space.channel_cost.params(policy.keep)
+
+
+@pytest.mark.parametrize("name", ["resnet20", "mobilenetv2", "cnn"])
+def test_channel_cost_model_matches_real_pruning(name):
+    model = build_model(ModelSpec(name, 0.5, 1, 10))
+    x = torch.zeros(1, 1, 32, 32)
+    cost = ChannelCostModel(model, x)
+    gen = torch.Generator().manual_seed(0)
+    keep = {g: float(0.2 + 0.8 * torch.rand(1, generator=gen)) for g in cost.ids}
+    pruned = channel_prune(model, keep, x)
+    assert cost.params(keep) == count_params(pruned)
+    assert cost.macs(keep) == count_macs(pruned, (1, 32, 32))
+
+
+def test_fine_cost_model_matches_real_counts():
+    model = build_model(ModelSpec("vgg", 0.25, 1, 10))
+    cost = FineCostModel(model, (1, 32, 32))
+    sparsity = {n: 0.9 - 0.08 * i for i, n in enumerate(cost.names)}
+    FineGrainedPruner(model, sparsity)
+    assert cost.params(sparsity) == count_nonzero(model)
+    assert cost.macs(sparsity) == count_macs(model, (1, 32, 32))
+
+
+def test_factory_gives_one_space_per_mode_and_bind_keeps_cost_models():
+    model = build_model(ModelSpec("cnn", 0.5, 1, 10))
+    x = torch.zeros(1, 1, 28, 28)
+    limits = Limits.from_budget(Budget(size=0.5), count_params(model),
+                                count_macs(model, (1, 28, 28)))
+    kinds = {m: type(make_space(model, x, SearchSettings(mode=m), limits))
+             for m in ("fine", "channel", "hybrid")}
+    assert kinds == {"fine": FineSpace, "channel": ChannelSpace, "hybrid": HybridSpace}
+    space = make_space(model, x, SearchSettings(mode="channel", prior="uniform"), limits)
+    cost = space.channel_cost
+    other = build_model(ModelSpec("cnn", 0.5, 1, 10))
+    bound = space.bind(other, limits.scaled(0.5))
+    assert bound.channel_cost is cost and bound.model is other and space.model is model
+    assert bound.limits.params == 0.5 * limits.params
+
+
+@pytest.mark.parametrize("mode", ["fine", "channel", "hybrid"])
+def test_every_baseline_policy_meets_the_budget_and_sizes_are_exact(mode):
+    model = build_model(ModelSpec("cnn", 0.5, 1, 10))
+    x = torch.zeros(1, 1, 28, 28)
+    limits = Limits.from_budget(Budget(size=0.4), count_params(model),
+                                count_macs(model, (1, 28, 28)))
+    space = make_space(model, x, SearchSettings(mode=mode), limits)
+    names = space.baseline_names()
+    assert "sensitivity" not in names  # no scan given
+    for name in names:
+        policy = space.baseline_policy(name)
+        pruned, pruner = policy.apply(model, x)
+        assert policy.mode == mode and policy.meta["baseline"] == name
+        assert count_nonzero(pruned) <= 0.4 * count_params(model) + 1
+        assert space.size_mib(policy) == pytest.approx(count_nonzero(pruned) * 4 / 2**20)
+
+
+def test_smallest_policy_outside_the_budget_is_refused():
+    model = build_model(ModelSpec("cnn", 0.5, 1, 10))
+    x = torch.zeros(1, 1, 28, 28)
+    limits = Limits.from_budget(Budget(size=0.001), count_params(model),
+                                count_macs(model, (1, 28, 28)))
+    for mode in ("fine", "channel", "hybrid"):
+        with pytest.raises(ValueError, match="budget is impossible"):
+            make_space(model, x, SearchSettings(mode=mode), limits).check_feasible()
