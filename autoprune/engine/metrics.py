@@ -26,12 +26,14 @@ from torch.utils.flop_counter import FlopCounterMode
 __all__ = [
     "LayerInfo",
     "LatencyResult",
+    "SpeedupResult",
     "count_params",
     "count_nonzero",
     "model_size_mib",
     "count_macs",
     "layer_table",
     "measure_latency",
+    "measure_speedup",
     "prunable_layers",
     "summarize",
 ]
@@ -170,6 +172,46 @@ def measure_latency(
         m = timer.blocked_autorange(min_run_time=min_run_time)
     return LatencyResult(m.median * 1e3, m.iqr * 1e3, batch_size, threads, str(dev),
                          len(m.times))
+
+
+@dataclass(frozen=True)
+class SpeedupResult:
+    """Latency of a model against a reference measured alternately in the same run."""
+
+    reference_ms: list[float]
+    model_ms: list[float]
+    batch_size: int
+    threads: int
+    device: str
+
+    @property
+    def speedups(self) -> list[float]:
+        """Reference / model latency, one per repeat."""
+        return [r / m for r, m in zip(self.reference_ms, self.model_ms)]
+
+    @property
+    def speedup(self) -> float:
+        """The median of :attr:`speedups`."""
+        s = sorted(self.speedups)
+        mid = len(s) // 2
+        return s[mid] if len(s) % 2 else 0.5 * (s[mid - 1] + s[mid])
+
+
+def measure_speedup(reference: nn.Module, model: nn.Module, input_size: tuple[int, ...], *,
+                    repeats: int = 3, batch_size: int = 1, threads: int | None = None,
+                    device: str | torch.device | None = None, min_run_time: float = 0.5
+                    ) -> SpeedupResult:
+    """Time ``reference`` and ``model`` alternately, ``repeats`` times each, under the same
+    conditions: drifts of a shared machine hit both, so their ratio is the figure to trust."""
+    if repeats <= 0:
+        raise ValueError(f"repeats must be positive, got {repeats}.")
+    ref_ms, model_ms, lat = [], [], None
+    for _ in range(repeats):
+        for m, out in ((reference, ref_ms), (model, model_ms)):
+            lat = measure_latency(m, input_size, batch_size=batch_size, threads=threads,
+                                  device=device, min_run_time=min_run_time)
+            out.append(lat.median_ms)
+    return SpeedupResult(ref_ms, model_ms, batch_size, lat.threads, lat.device)
 
 
 def summarize(model: nn.Module, input_size: tuple[int, ...], bits: int = 32) -> dict:

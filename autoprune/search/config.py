@@ -157,15 +157,23 @@ class LatencySettings:
 
 @dataclass(frozen=True)
 class FinalizeSettings:
-    """The longer fine-tune of chosen front points, scored on the test split."""
+    """The longer fine-tune of chosen front points, scored on the test split.
+
+    Args:
+        epochs: Passes over the training split.
+        steps: Exact optimiser steps instead of ``epochs`` (0: use ``epochs``); benchmarks
+            size their fine-tune with it.
+        lr: Peak learning rate (cosine-decayed).
+    """
 
     epochs: int = 2
     lr: float = 0.01
+    steps: int = 0
 
     def __post_init__(self) -> None:
-        if self.epochs <= 0 or self.lr <= 0:
-            raise ValueError(f"finalize.epochs and finalize.lr must be positive, got "
-                             f"{self.epochs}, {self.lr}.")
+        if not (self.epochs > 0 and self.lr > 0 and self.steps >= 0):
+            raise ValueError(f"finalize.epochs and finalize.lr must be positive and "
+                             f"finalize.steps >= 0, got {self.epochs}, {self.lr}, {self.steps}.")
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ and every pick use the confirmed scores.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from tqdm.auto import tqdm
@@ -48,7 +49,9 @@ def confirm(record: StudyRecord, scorer: ProxyScorer, settings: ProxySettings,
     seeds = [CONFIRM_SEED0 + j for j in range(settings.confirm_seeds)]
     images = (settings.val_limit, settings.confirm_val)
     for n in tqdm(todo, desc="confirm", unit="trial", disable=not progress):
+        start = time.perf_counter()
         policy = record.trial(n).policy
         accs = [scorer.score(policy, seed=s, images=images).accuracy for s in seeds]
-        record.set_confirmation(n, Confirmation(accs, seeds, (images[0], sum(images))))
+        record.set_confirmation(n, Confirmation(accs, seeds, (images[0], sum(images)),
+                                                time.perf_counter() - start))
     return record.confirmations()

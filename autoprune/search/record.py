@@ -69,6 +69,7 @@ class Confirmation(_Record):
     accs: list[float]
     seeds: list[int]
     val_images: tuple[int, int] | list[int]
+    seconds: float = math.nan
     mean: float = field(default=math.nan)
     std: float = field(default=math.nan)
 

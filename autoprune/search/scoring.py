@@ -87,19 +87,21 @@ class ProxyScorer:
         self.dense_latency_ms = dense_latency_ms
 
     def score(self, policy: Policy, *, seed: int | None = None,
-              images: tuple[int, int] | None = None) -> Score:
+              images: tuple[int, int] | None = None, steps: int | None = None) -> Score:
         """Prune, recalibrate, fine-tune ``proxy.steps`` steps and validate.
 
         Args:
             seed: Fine-tune seed (default: the study's shared proxy seed).
             images: ``(start, count)`` of the validation images scored (default: the first
                 ``proxy.val_limit``).
+            steps: Fine-tune steps instead of ``proxy.steps`` (0: recalibration only).
         """
         start = time.perf_counter()
         p = self.ws.cfg.proxy
         seed = p.seed if seed is None else seed
+        steps = p.steps if steps is None else steps
         first, count = images if images is not None else (0, p.val_limit)
-        recipe = _recipe(self.ws, seed, steps=p.steps, lr=p.lr) if p.steps else None
+        recipe = _recipe(self.ws, seed, steps=steps, lr=p.lr) if steps else None
         model, acc, _ = _tune_and_evaluate(self.ws, policy, seed, recipe,
                                            _Eval("val", first, count), before=False)
         latency = (self.ws.measure_latency(model).median_ms if get_mode(policy.mode).channels
@@ -118,12 +120,14 @@ class Finetuned(NamedTuple):
 
 
 def final_finetune(ws: Workspace, policy: Policy, *, seed: int | None = None) -> Finetuned:
-    """The study's finalize fine-tune of ``policy``, scored on the whole TEST split before and
+    """The study's finalize fine-tune of ``policy`` (``finalize.epochs``, or exactly
+    ``finalize.steps`` optimiser steps when set), scored on the whole TEST split before and
     after fine-tuning; latency measured with the study's latency settings."""
     start = time.perf_counter()
     cfg = ws.cfg
     seed = cfg.seed if seed is None else seed
-    recipe = _recipe(ws, seed, epochs=cfg.finalize.epochs, lr=cfg.finalize.lr)
+    recipe = _recipe(ws, seed, epochs=cfg.finalize.epochs, steps=cfg.finalize.steps or None,
+                     lr=cfg.finalize.lr)
     model, acc, before = _tune_and_evaluate(ws, policy, seed, recipe, _Eval("test", 0, None),
                                             before=True)
     lat = ws.measure_latency(model)

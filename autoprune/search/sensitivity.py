@@ -86,6 +86,7 @@ class ScanResult:
     seconds: float
     cache_hit: bool
     path: str
+    compute_seconds: float = float("nan")  # what computing it took, also on a cache hit
 
 
 def _scan_key(model: nn.Module, data: DataBundle, settings: ScanSettings,
@@ -145,7 +146,8 @@ def sensitivity_scan(
     entry = None if force else _read_cache(path, key)
     if entry is not None:
         return ScanResult(pd.DataFrame(entry["rows"], columns=COLUMNS), entry["dense_acc"],
-                          settings, time.perf_counter() - start, True, str(path))
+                          settings, time.perf_counter() - start, True, str(path),
+                          entry.get("seconds", float("nan")))
 
     device = torch.device(device) if device is not None else default_device()
     dense_acc = evaluate(model, data, "val", limit=settings.val_limit, device=device)
@@ -169,10 +171,11 @@ def sensitivity_scan(
     dense_params, dense_macs = count_nonzero(model), count_macs(model, input_size)
     rows += [[t, 0.0, dense_acc, dense_acc, dense_params, dense_macs] for t in targets]
     rows.sort(key=lambda r: (targets.index(r[0]), r[1]))
+    seconds = time.perf_counter() - start
     _write_cache(path, {"key": key, "dense_acc": dense_acc, "rows": rows,
-                        "checksum": _checksum(rows)})
-    return ScanResult(pd.DataFrame(rows, columns=COLUMNS), dense_acc, settings,
-                      time.perf_counter() - start, False, str(path))
+                        "checksum": _checksum(rows), "seconds": seconds})
+    return ScanResult(pd.DataFrame(rows, columns=COLUMNS), dense_acc, settings, seconds, False,
+                      str(path), seconds)
 
 
 def _targets(model: nn.Module, settings: ScanSettings, input_size) -> list[str]:

@@ -142,12 +142,13 @@ class SearchSpace:
         """The centred space's prior allocation at the full budget."""
         raise NotImplementedError
 
-    def baseline_policy(self, name: str) -> Policy:
-        """A heuristic's policy at the full budget."""
+    def baseline_policy(self, name: str, factor: float = 1.0) -> Policy:
+        """A heuristic's policy at ``factor`` x the budget (1: the full budget)."""
         raise NotImplementedError
 
-    def sample(self, trial: optuna.Trial) -> Policy:
-        """Sample a policy that meets the budget (scaled by the sweep target if on)."""
+    def sample(self, trial: optuna.Trial, factor: float | None = None) -> Policy:
+        """Sample a policy that meets ``factor`` x the budget (default: the sweep's sampled
+        target when the sweep is on, else the full budget)."""
         raise NotImplementedError
 
     def ratios(self, policy: Policy) -> dict[str, float]:
@@ -183,7 +184,9 @@ class SearchSpace:
         return Policy(self.mode, sparsity or {}, keep or {}, self.model_dict,
                       self.input_size, meta)
 
-    def _target(self, trial: optuna.Trial) -> float:
+    def _target(self, trial: optuna.Trial, factor: float | None) -> float:
+        if factor is not None:
+            return factor
         return trial.suggest_float("target", self.s.floor, 1.0) if self.s.sweep else 1.0
 
     def _prefs(self, trial: optuna.Trial, names: list[str], prior: dict[str, float],
@@ -214,12 +217,12 @@ class FineSpace(SearchSpace):
     def prior(self) -> dict[str, float]:
         return self.fine_allocation(self.s.prior, self.limits)
 
-    def baseline_policy(self, name: str) -> Policy:
-        return self._policy(sparsity=_sparsity(self.fine_allocation(name, self.limits)),
-                            baseline=name)
+    def baseline_policy(self, name: str, factor: float = 1.0) -> Policy:
+        density = self.fine_allocation(name, self.limits.scaled(factor))
+        return self._policy(sparsity=_sparsity(density), baseline=name, target=factor)
 
-    def sample(self, trial: optuna.Trial) -> Policy:
-        factor = self._target(trial)
+    def sample(self, trial: optuna.Trial, factor: float | None = None) -> Policy:
+        factor = self._target(trial, factor)
         prefs = self._prefs(trial, self.fine_cost.names, self.prior, "z")
         density = project(prefs, self.fine_fits(self.limits.scaled(factor)), self.s.min_density)
         return self._policy(sparsity=_sparsity(density), target=factor)
@@ -249,11 +252,12 @@ class ChannelSpace(SearchSpace):
     def prior(self) -> dict[str, float]:
         return self.channel_allocation(self._prior_name(), self.limits)
 
-    def baseline_policy(self, name: str) -> Policy:
-        return self._policy(keep=self.channel_allocation(name, self.limits), baseline=name)
+    def baseline_policy(self, name: str, factor: float = 1.0) -> Policy:
+        keep = self.channel_allocation(name, self.limits.scaled(factor))
+        return self._policy(keep=keep, baseline=name, target=factor)
 
-    def sample(self, trial: optuna.Trial) -> Policy:
-        factor = self._target(trial)
+    def sample(self, trial: optuna.Trial, factor: float | None = None) -> Policy:
+        factor = self._target(trial, factor)
         prefs = self._prefs(trial, self.channel_cost.ids, self.prior, "c")
         keep = project(prefs, self.channel_fits(self.limits.scaled(factor)), self.s.min_density)
         return self._policy(keep=keep, target=factor)
@@ -279,14 +283,15 @@ class HybridSpace(ChannelSpace):
     def prior(self) -> dict[str, float]:
         return self.channel_allocation(self._prior_name(), self._channel_share_limits(0.5))
 
-    def baseline_policy(self, name: str) -> Policy:
+    def baseline_policy(self, name: str, factor: float = 1.0) -> Policy:
         """Half the log-reduction by the heuristic's channels, the rest by LAMP on the
         channel-pruned model."""
-        keep = self.channel_allocation(name, self._channel_share_limits(0.5))
-        return self._hybrid_fine(keep, None, self.limits, baseline=name)
+        limits = self.limits.scaled(factor)
+        keep = self.channel_allocation(name, self._channel_share_limits(0.5, limits))
+        return self._hybrid_fine(keep, None, limits, baseline=name, target=factor)
 
-    def sample(self, trial: optuna.Trial) -> Policy:
-        factor = self._target(trial)
+    def sample(self, trial: optuna.Trial, factor: float | None = None) -> Policy:
+        factor = self._target(trial, factor)
         limits = self.limits.scaled(factor)
         share = trial.suggest_float("channel_share", 0.0, 1.0)
         share_limits = self._channel_share_limits(share, limits)

@@ -152,6 +152,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --pick smallest: largest accuracy drop from dense, in points")
     p.add_argument("--out", default=None, help="directory (default: reports/<study>/export)")
     p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("bench", help="does the search beat the heuristics? fronts vs fronts",
+                       description="Run (or continue) the study, then evaluate every heuristic "
+                                   "of its mode on a ladder of budget levels and the searched "
+                                   "front with the same fine-tune on the TEST split over several "
+                                   "seeds; compare fronts (iso-accuracy cost, per-level "
+                                   "difference, hypervolume), the proxy's rank fidelity, "
+                                   "speedups measured against dense, and the cost of each "
+                                   "stage. Writes reports/benchmarks/<study>/. Every evaluation "
+                                   "is cached: a killed run continues where it stopped.")
+    _add_study_args(p)
+    p.add_argument("--levels", default=None,
+                   help="budget levels as fractions of the budget, e.g. 0.4,0.55,0.7,0.85,1 "
+                        "(default: 5 levels from search.floor to 1)")
+    p.add_argument("--seeds", type=int, default=3, help="fine-tune seeds per point (default 3)")
+    p.add_argument("--rank-policies", type=int, default=20,
+                   help="policies of the rank-fidelity check (default 20)")
+    p.add_argument("--finalize-steps", type=int, default=None,
+                   help="size the fine-tune: exactly N optimiser steps for every point "
+                        "(default: the study's finalize epochs)")
+    p.add_argument("--quick", action="store_true",
+                   help="a few points only (3 levels, 2 seeds, 6 rank policies): checks that "
+                        "the benchmark runs, measures nothing worth reporting")
+    p.add_argument("--out", default=None, help="directory (default: reports/benchmarks/<study>)")
+    p.set_defaults(func=_cmd_bench)
     return parser
 
 
@@ -395,6 +420,37 @@ def _cmd_scan(args: argparse.Namespace) -> int:
           f"{res.settings.val_limit} validation images): {how} in {res.seconds:.1f} s")
     print(f"  dense validation accuracy {res.dense_acc:.2f} %; table {out / f'scan_{mode}.csv'}")
     print("  plots: " + ", ".join(str(p) for p in plots))
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+    from pathlib import Path
+
+    from autoprune.search import PruneSearch
+    from autoprune.workflow.bench import QUICK, BenchSettings, run_bench
+
+    extra = [] if args.finalize_steps is None else [f"finalize.steps={args.finalize_steps}"]
+    cfg = load_study(args, extra)
+    settings = QUICK if args.quick else BenchSettings(
+        seeds=tuple(2000 + i for i in range(args.seeds)), rank_policies=args.rank_policies)
+    if args.levels:
+        try:
+            levels = tuple(float(v) for v in args.levels.split(","))
+        except ValueError:
+            raise ValueError(f"--levels must be comma-separated fractions, got "
+                             f"{args.levels!r}.") from None
+        settings = replace(settings, levels=levels)
+    out = Path(args.out) if args.out else Path("reports") / "benchmarks" / cfg.name
+    search = PruneSearch(cfg, device=args.device, progress=not args.quiet)
+    results = run_bench(search, settings, out, progress=not args.quiet)
+    print(f"benchmark of {cfg.name} written to {out}/ (report.md, results.json, fronts_*.png); "
+          f"{results['evaluations_computed']} evaluations computed, the rest cached")
+    for row in results["comparison"]["iso_accuracy"]:
+        c = row["size"]
+        print(f"  dense -{row['drop']:g} pp: size searched {c['costs']['searched']}, best "
+              f"heuristic {c['best_heuristic']} {c['costs'].get(c['best_heuristic'])}, ratio "
+              f"{c['ratio']}")
     return 0
 
 

@@ -1,0 +1,281 @@
+"""``autoprune bench STUDY``: does the search earn its keep on this study?
+
+Every heuristic of the study's mode on a ladder of budget levels and the searched front, all
+given the same fine-tune (the study's finalize, sizeable with ``finalize.steps``) and scored on
+the TEST split with several seeds; fronts compared with fronts; the proxy's rank fidelity at
+one budget; measured speedups against dense in the same run; what each stage cost. Every
+evaluation is cached, so a killed run continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import optuna
+from tqdm.auto import tqdm
+
+from autoprune.engine.metrics import measure_speedup
+from autoprune.engine.policy import Policy, get_mode
+from autoprune.search import PruneSearch
+from autoprune.search.confirmation import CONFIRM_SEED0
+from autoprune.workflow.bench import fronts
+from autoprune.workflow.bench.evaluate import Evaluator
+from autoprune.workflow.bench.ranks import kendall_tau, spearman_rho
+
+__all__ = ["BenchSettings", "run_bench", "QUICK"]
+
+ACC_DROPS = (0.5, 1.0, 2.0)
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """How much to evaluate.
+
+    Args:
+        levels: Budget levels as fractions of the study's budget (default: 5 levels spanning
+            the search's sweep, from ``search.floor`` to 1).
+        seeds: Fine-tune seeds of every finalized point.
+        rank_policies: Policies of the rank-fidelity check (heuristics + space draws).
+        rank_seed: Sampler seed of the rank-fidelity draws.
+        latency_repeats: Interleaved dense / point latency measurements per batch size.
+        latency_batches: Batch sizes of the latency check.
+        min_run_time: Seconds per latency measurement.
+    """
+
+    levels: tuple[float, ...] | None = None
+    seeds: tuple[int, ...] = (2000, 2001, 2002)
+    rank_policies: int = 20
+    rank_seed: int = 0
+    latency_repeats: int = 3
+    latency_batches: tuple[int, ...] = (1, 64)
+    min_run_time: float = 0.3
+
+    def __post_init__(self) -> None:
+        if self.levels is not None and (not self.levels
+                                        or any(not 0 < v <= 1 for v in self.levels)):
+            raise ValueError(f"bench levels must be fractions of the budget in (0, 1], got "
+                             f"{list(self.levels)}.")
+        if len(self.seeds) < 2:
+            raise ValueError(f"bench needs at least 2 seeds for a mean ± std, got "
+                             f"{list(self.seeds)}.")
+        if self.rank_policies < 4 or self.latency_repeats < 1 or not self.latency_batches:
+            raise ValueError(f"bench needs rank_policies >= 4, latency_repeats >= 1 and a "
+                             f"batch size, got {self.rank_policies}, {self.latency_repeats}, "
+                             f"{list(self.latency_batches)}.")
+
+
+QUICK = BenchSettings(levels=(0.5, 0.75, 1.0), seeds=(2000, 2001), rank_policies=6,
+                      latency_repeats=1, latency_batches=(1, 8), min_run_time=0.02)
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def _finalized(ev: Evaluator, policy: Policy, seeds, dense: dict) -> dict:
+    runs = [ev.finetuned(policy, s) for s in seeds]
+    mean, std = _mean_std([r["test_acc"] for r in runs])
+    first = runs[0]
+    return {"test_mean": mean, "test_std": std, "test_accs": [r["test_acc"] for r in runs],
+            "size_mib": first["size_mib"], "size_ratio": first["size_mib"] / dense["size_mib"],
+            "macs": first["macs"], "macs_ratio": first["macs"] / dense["macs"],
+            "finetune_seconds": statistics.median(r["seconds"] for r in runs),
+            "policy": {"sparsity": policy.sparsity, "keep": policy.keep}}
+
+
+def run_bench(search: PruneSearch, settings: BenchSettings, out_dir: Path, *,
+              progress: bool = True) -> dict:
+    """Run the benchmark on a study (the search is run or continued first) and write
+    ``out_dir`` (``report.md``, ``results.json``, front plots). Returns the results."""
+    from autoprune.workflow.bench.render import write_bench
+
+    t0 = time.perf_counter()
+    search.run()
+    search_seconds = time.perf_counter() - t0
+    cfg, ws, space = search.cfg, search.ws_, search.space_
+    ev = Evaluator(search)
+    dense_ref = search.record_.dense
+    dense = {"size_mib": dense_ref.size_mib, "macs": dense_ref.macs,
+             "test_acc": ws.baseline.test_acc, "val_acc": ws.baseline.val_acc}
+    floor = cfg.search.floor if cfg.search.sweep else 0.5
+    levels = settings.levels or tuple(float(v) for v in np.linspace(floor, 1.0, 5))
+    names = space.baseline_names()
+    bar = tqdm(total=len(names) * len(levels), desc="bench: heuristic ladders", unit="point",
+               disable=not progress)
+    heuristics: dict[str, list[dict]] = {}
+    for name in names:
+        heuristics[name] = []
+        for level in levels:
+            policy = space.baseline_policy(name, level)
+            heuristics[name].append({"level": level, **_finalized(ev, policy, settings.seeds,
+                                                                   dense)})
+            bar.update(1)
+    bar.close()
+
+    searched = []
+    res = search.results_
+    confirmed = res[res["confirmed_acc"].notna() & (res["baseline"] == "")
+                    & res["feasible"].astype(bool)]
+    for _, r in tqdm(list(confirmed.iterrows()), desc="bench: searched points", unit="point",
+                     disable=not progress):
+        policy = search.record_.trial(int(r["trial"])).policy
+        searched.append({"trial": int(r["trial"]), "proxy_acc": float(r["proxy_acc"]),
+                         "confirmed_acc": float(r["confirmed_acc"]),
+                         **_finalized(ev, policy, settings.seeds, dense)})
+
+    rank = _rank_fidelity(search, ev, settings, dense, progress)
+    latency = _latency(search, heuristics, searched, settings, progress) \
+        if get_mode(cfg.search.mode).channels else None
+    results = {
+        "study": cfg.name, "source": cfg.source, "mode": cfg.search.mode,
+        "budget": cfg.budget.items(), "levels": list(levels), "seeds": list(settings.seeds),
+        "finetune": {"epochs": cfg.finalize.epochs, "steps": cfg.finalize.steps,
+                     "lr": cfg.finalize.lr},
+        "dense": dense, "heuristics": heuristics, "searched": searched,
+        "comparison": _compare(heuristics, searched, dense, latency),
+        "rank_fidelity": rank, "latency": latency,
+        "cost": _cost(search, search_seconds, heuristics, searched),
+        "settings": asdict(settings), "evaluations_computed": ev.computed,
+        "bench_seconds": time.perf_counter() - t0,
+    }
+    write_bench(results, Path(out_dir))
+    return results
+
+
+def _axis_points(points: list[dict], axis: str) -> list[tuple[float, float]]:
+    return [(p[f"{axis}_ratio"], p["test_mean"]) for p in points
+            if p.get(f"{axis}_ratio") is not None]
+
+
+def _compare(heuristics: dict, searched: list[dict], dense: dict, latency: dict | None) -> dict:
+    axes = ["size", "macs"] + (["latency"] if latency else [])
+    all_fronts = {**heuristics, "searched": searched}
+    iso = []
+    for drop in ACC_DROPS:
+        target = dense["test_acc"] - drop
+        row = {"drop": drop, "target": target}
+        for axis in axes:
+            costs = {n: fronts.cost_at_accuracy(_axis_points(p, axis), target)
+                     for n, p in all_fronts.items()}
+            heur = {n: c for n, c in costs.items() if n != "searched" and c is not None}
+            best_name = min(heur, key=heur.get) if heur else None
+            s = costs["searched"]
+            row[axis] = {"costs": costs, "best_heuristic": best_name,
+                         "ratio": s / heur[best_name] if s is not None and best_name else None}
+        iso.append(row)
+    per_level = []
+    levels = [p["level"] for p in next(iter(heuristics.values()))] if heuristics else []
+    for i, level in enumerate(levels):
+        best_name = max(heuristics, key=lambda n: heuristics[n][i]["test_mean"])
+        h = heuristics[best_name][i]
+        cands = [p for p in searched if p["size_ratio"] <= h["size_ratio"] * (1 + 1e-9)]
+        s = max(cands, key=lambda p: p["test_mean"]) if cands else None
+        n = len(h["test_accs"])
+        per_level.append({
+            "level": level, "size_ratio": h["size_ratio"], "best_heuristic": best_name,
+            "heuristic_mean": h["test_mean"], "heuristic_std": h["test_std"],
+            "searched_trial": s["trial"] if s else None,
+            "searched_mean": s["test_mean"] if s else None,
+            "diff": s["test_mean"] - h["test_mean"] if s else None,
+            "diff_se": float(np.sqrt((s["test_std"] ** 2 + h["test_std"] ** 2) / n)) if s
+            else None})
+    ref_acc = dense["test_acc"] - 5.0
+    hv = {axis: {n: fronts.hypervolume(_axis_points(p, axis), 1.0, ref_acc)
+                 for n, p in all_fronts.items()} for axis in axes}
+    return {"iso_accuracy": iso, "per_level": per_level, "hypervolume": hv,
+            "hypervolume_ref": {"cost_ratio": 1.0, "test_acc": ref_acc}}
+
+
+def _rank_fidelity(search: PruneSearch, ev: Evaluator, settings: BenchSettings, dense: dict,
+                   progress: bool) -> dict:
+    """At the full budget: heuristics and draws from the study's space, each with every score
+    the search could rank by, against its finalized TEST accuracy."""
+    cfg, space = search.cfg, search.space_
+    p = cfg.proxy
+    policies = [(n, space.baseline_policy(n, 1.0)) for n in space.baseline_names()]
+    sampler = optuna.samplers.RandomSampler(seed=settings.rank_seed)
+    study = optuna.create_study(sampler=sampler)
+    while len(policies) < settings.rank_policies:
+        policies.append((f"draw {len(policies)}", space.sample(study.ask(), factor=1.0)))
+    confirm_images = (p.val_limit, p.confirm_val)
+    conf_seeds = [CONFIRM_SEED0 + j for j in range(max(p.confirm_seeds, 1))]
+    rows = []
+    for label, policy in tqdm(policies, desc="bench: rank fidelity", unit="policy",
+                              disable=not progress):
+        fin = ev.finetuned(policy, settings.seeds[0])
+        rows.append({
+            "policy": label, "size_ratio": fin["size_mib"] / dense["size_mib"],
+            "estimate": space.estimate(policy),
+            "recal_only": ev.proxy(policy, steps=0)["accuracy"],
+            "proxy": ev.proxy(policy)["accuracy"],
+            "confirmed": statistics.fmean(ev.proxy(policy, seed=s, images=confirm_images)
+                                          ["accuracy"] for s in conf_seeds),
+            "test": fin["test_acc"]})
+    test = [r["test"] for r in rows]
+    scores = {}
+    for key in ("estimate", "recal_only", "proxy", "confirmed"):
+        vals = [r[key] for r in rows]
+        if any(v is None for v in vals):
+            continue
+        scores[key] = {"kendall_tau": kendall_tau(vals, test),
+                       "spearman_rho": spearman_rho(vals, test)}
+    return {"rows": rows, "scores": scores, "test_seed": settings.seeds[0],
+            "test_spread": {"min": min(test), "max": max(test),
+                            "std": statistics.stdev(test) if len(test) > 1 else 0.0}}
+
+
+def _latency(search: PruneSearch, heuristics: dict, searched: list[dict],
+             settings: BenchSettings, progress: bool) -> dict:
+    """Speedup over dense of every finalized point, measured alternately with dense."""
+    cfg, ws = search.cfg, search.ws_
+    lat = cfg.latency
+    dense_model = ws.baseline.model
+    points = [(f"{n} @ {p['level']:.2f}", p) for n, ps in heuristics.items() for p in ps]
+    points += [(f"searched trial {p['trial']}", p) for p in searched]
+    budget = cfg.budget.items()
+    rows = []
+    for label, p in tqdm(points, desc="bench: latency", unit="point", disable=not progress):
+        policy = Policy(cfg.search.mode, p["policy"]["sparsity"], p["policy"]["keep"])
+        model, _ = policy.apply(dense_model, ws.example_input())
+        row = {"point": label, "macs_reduction": 1.0 / p["macs_ratio"]}
+        for batch in settings.latency_batches:
+            r = measure_speedup(dense_model, model, ws.input_size,
+                                repeats=settings.latency_repeats, batch_size=batch,
+                                threads=lat.threads, device=lat.device,
+                                min_run_time=settings.min_run_time)
+            row[f"b{batch}"] = {"speedup": r.speedup, "speedups": r.speedups,
+                                "dense_ms": r.reference_ms, "point_ms": r.model_ms,
+                                "speedup_per_mac_reduction": r.speedup / row["macs_reduction"]}
+        # the study's batch size when measured, else the first one
+        b = lat.batch_size if lat.batch_size in settings.latency_batches \
+            else settings.latency_batches[0]
+        p["latency_ratio"] = 1.0 / row[f"b{b}"]["speedup"]
+        if "latency" in budget:
+            row["meets_latency_budget"] = p["latency_ratio"] <= budget["latency"]
+        rows.append(row)
+    return {"threads": lat.threads, "device": lat.device, "batches":
+            list(settings.latency_batches), "repeats": settings.latency_repeats, "rows": rows}
+
+
+def _cost(search: PruneSearch, search_seconds: float, heuristics: dict,
+          searched: list[dict]) -> dict:
+    ws, cfg, record = search.ws_, search.cfg, search.record_
+    trials = [t for t in search.study_.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    durations = [(t.datetime_complete - t.datetime_start).total_seconds() for t in trials]
+    confirm = [c.seconds for c in record.confirmations().values() if c.seconds == c.seconds]
+    finetunes = [p["finetune_seconds"] for ps in heuristics.values() for p in ps] + \
+        [p["finetune_seconds"] for p in searched]
+    return {
+        "baseline_train_seconds": ws.baseline.train_seconds,
+        "scan_seconds": ws.scan(get_mode(cfg.search.mode).scan).compute_seconds,
+        "trial_median_seconds": statistics.median(durations) if durations else None,
+        "trials": len(trials),
+        "trials_per_minute": 60.0 * len(durations) / sum(durations) if durations else None,
+        "confirmation_seconds_per_trial": statistics.median(confirm) if confirm else None,
+        "finetune_median_seconds": statistics.median(finetunes) if finetunes else None,
+        "search_call_seconds": search_seconds,
+    }

@@ -1,0 +1,67 @@
+"""Cached evaluations of policies for a benchmark: each result is a small JSON file keyed by
+everything it depends on (baseline weights, data, scoring settings, policy, seed), written
+atomically, so a killed or timed-out benchmark continues where it stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+
+from autoprune.cache import cache_dir, hash_key
+from autoprune.engine.policy import Policy
+from autoprune.search import PruneSearch
+from autoprune.search.scoring import final_finetune
+
+__all__ = ["Evaluator"]
+
+
+class Evaluator:
+    """Evaluations of a study's policies, each computed once.
+
+    Args:
+        search: A study that has run (its workspace, space and scorer are built).
+    """
+
+    def __init__(self, search: PruneSearch) -> None:
+        self.search = search
+        ws, cfg = search.ws_, search.cfg
+        self._base = hash_key(ws.baseline.path, ws.data.fingerprint, repr(cfg.proxy),
+                              repr(cfg.finalize), cfg.recipe.to_dict())
+        self.dir = cache_dir("bench")
+        self.computed = 0
+
+    def _cached(self, kind: str, policy: Policy, extra: dict,
+                compute: Callable[[], dict]) -> dict:
+        key = hash_key(self._base, kind, policy.sparsity, policy.keep, extra)
+        path = self.dir / f"{kind}-{key}.json"
+        if path.is_file():
+            try:
+                return json.loads(path.read_text())
+            except ValueError:
+                pass  # a torn or foreign file: recompute
+        out = compute()
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(out))
+        os.replace(tmp, path)
+        self.computed += 1
+        return out
+
+    def finetuned(self, policy: Policy, seed: int) -> dict:
+        """The study's finalize fine-tune with ``seed``: TEST accuracy before / after, size,
+        MACs, params, seconds."""
+        def compute() -> dict:
+            score = final_finetune(self.search.ws_, policy, seed=seed).score
+            return {"test_acc": score.accuracy, "test_acc_before_ft": score.accuracy_before_ft,
+                    "size_mib": score.size_mib, "macs": score.macs, "params": score.params,
+                    "seconds": score.seconds}
+        return self._cached("final", policy, {"seed": seed}, compute)
+
+    def proxy(self, policy: Policy, *, seed: int | None = None,
+              images: tuple[int, int] | None = None, steps: int | None = None) -> dict:
+        """The proxy score (validation accuracy) with the given seed, images and steps."""
+        def compute() -> dict:
+            s = self.search.scorer_.score(policy, seed=seed, images=images, steps=steps)
+            return {"accuracy": s.accuracy, "seconds": s.seconds}
+        return self._cached("proxy", policy, {"seed": seed, "images": images, "steps": steps},
+                            compute)

@@ -1,0 +1,267 @@
+"""The benchmark's files: ``results.json``, ``report.md`` and the front plots of one study, and
+the headline table of every study in ``reports/benchmarks/README.md``."""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+from pathlib import Path
+from typing import NamedTuple
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from autoprune.workflow.report.document import Document  # noqa: E402
+
+__all__ = ["FrontPlotData", "front_plot_data", "draw_fronts", "write_bench", "write_summary"]
+
+
+class FrontPlotData(NamedTuple):
+    axis: str
+    series: dict[str, list[tuple[float, float, float]]]  # name -> (cost ratio, mean, std)
+    dense_acc: float
+
+
+def front_plot_data(results: dict, axis: str) -> FrontPlotData:
+    fronts = {**results["heuristics"], "searched": results["searched"]}
+    series = {n: sorted((p[f"{axis}_ratio"], p["test_mean"], p["test_std"]) for p in pts
+                        if p.get(f"{axis}_ratio") is not None)
+              for n, pts in fronts.items()}
+    return FrontPlotData(axis, {n: s for n, s in series.items() if s},
+                         results["dense"]["test_acc"])
+
+
+def draw_fronts(d: FrontPlotData, path: Path, title: str) -> Path:
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for name, pts in d.series.items():
+        x, y, e = zip(*pts)
+        style = dict(color="tab:red", lw=2, marker="D", ms=6) if name == "searched" else \
+            dict(marker="o", ms=4, lw=1)
+        ax.errorbar(x, y, yerr=e, capsize=3, label=name, **style)
+    for drop in (0.5, 1.0, 2.0):
+        ax.axhline(d.dense_acc - drop, color="0.6", ls=":", lw=0.8)
+    ax.axhline(d.dense_acc, color="k", ls="--", lw=1, label=f"dense {d.dense_acc:.2f} %")
+    ax.set_xscale("log")
+    ax.set_xlabel(f"{d.axis} as a fraction of dense" + (" (measured, interleaved with dense)"
+                                                        if d.axis == "latency" else ""))
+    ax.set_ylabel("TEST accuracy (%), mean ± std over seeds")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _f(v, fmt="{:.2f}") -> str:
+    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else fmt.format(v)
+
+
+def machine() -> dict:
+    cpu = ""
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    import os
+
+    return {"cpu": cpu or platform.processor(), "cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def write_bench(results: dict, out: Path) -> Path:
+    """Write one study's benchmark files into ``out``; returns ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    results = {**results, "machine": machine()}
+    axes = ["size", "macs"] + (["latency"] if results["latency"] else [])
+    plots = [draw_fronts(front_plot_data(results, a), out / f"fronts_{a}.png",
+                         f"{results['study']}: fronts, accuracy vs {a}") for a in axes]
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
+    (out / "report.md").write_text(_document(results, plots).to_markdown())
+    write_summary(out.parent)
+    return out
+
+
+def _document(r: dict, plots: list[Path]) -> Document:
+    ft = r["finetune"]
+    ft_text = f"{ft['steps']} steps" if ft["steps"] else f"{ft['epochs']} epoch(s)"
+    doc = Document(title=f"bench {r['study']}")
+    doc.heading(f"Benchmark: {r['study']}")
+    doc.paragraph(f"Study `{r['source'] or r['study']}`, mode `{r['mode']}`, budget "
+                  f"{r['budget']}. Every point: the same fine-tune ({ft_text}, lr {ft['lr']}), "
+                  f"TEST split, seeds {r['seeds']} (mean ± std). Ladder levels (fractions of "
+                  f"the budget): {[round(v, 3) for v in r['levels']]}. Dense TEST accuracy "
+                  f"{r['dense']['test_acc']:.2f} %.")
+    doc.paragraph(f"Command: `autoprune bench {r['source'] or r['study']}"
+                  f"{_flags(r)}`. Machine: {r['machine']}.")
+    cmp_ = r["comparison"]
+    doc.heading("Iso-accuracy: smallest cost each front reaches", 2)
+    doc.paragraph("Cost as a fraction of dense, interpolated in log cost along each front's "
+                  "envelope; ratio = searched / best heuristic (< 1: the search finds a cheaper "
+                  "model at that accuracy). '–': the front never reaches that accuracy; a "
+                  "front whose cheapest point already reaches it reports that point (a bound).")
+    axes = [a for a in ("size", "macs", "latency") if a in cmp_["iso_accuracy"][0]]
+    rows = []
+    for row in cmp_["iso_accuracy"]:
+        for a in axes:
+            c = row[a]
+            rows.append([f"dense −{row['drop']:g} pp ({row['target']:.2f} %)", a,
+                         _f(c["costs"]["searched"], "{:.3f}"), c["best_heuristic"] or "–",
+                         _f(c["costs"].get(c["best_heuristic"]), "{:.3f}")
+                         if c["best_heuristic"] else "–", _f(c["ratio"], "{:.2f}")])
+    doc.table(["accuracy level", "axis", "searched", "best heuristic", "its cost",
+               "ratio"], rows)
+    doc.heading("At each ladder level", 2)
+    doc.paragraph("Best heuristic at the level vs the best searched point no larger (size); "
+                  "diff ± its standard error over seeds.")
+    doc.table(["level", "size ratio", "best heuristic", "heuristic %", "searched trial",
+               "searched %", "diff (pp)"],
+              [[_f(p["level"], "{:.3f}"), _f(p["size_ratio"], "{:.3f}"), p["best_heuristic"],
+                f"{p['heuristic_mean']:.2f} ± {p['heuristic_std']:.2f}",
+                p["searched_trial"] if p["searched_trial"] is not None else "–",
+                _f(p["searched_mean"]),
+                f"{p['diff']:+.2f} ± {p['diff_se']:.2f}" if p["diff"] is not None else "–"]
+               for p in cmp_["per_level"]])
+    doc.heading("Dominated hypervolume (accuracy × log cost ratio)", 2)
+    doc.paragraph(f"Reference: cost = dense, accuracy = dense − 5 pp "
+                  f"({cmp_['hypervolume_ref']['test_acc']:.2f} %). Larger is better.")
+    names = list(next(iter(cmp_["hypervolume"].values())))
+    doc.table(["front"] + list(cmp_["hypervolume"]),
+              [[n] + [_f(cmp_["hypervolume"][a][n], "{:.3f}") for a in cmp_["hypervolume"]]
+               for n in names])
+    doc.heading("Every point", 2)
+    pts = [[n, _f(p["level"], "{:.3f}"), _f(p["size_ratio"], "{:.3f}"),
+            _f(p["macs_ratio"], "{:.3f}"), _f(p.get("latency_ratio"), "{:.3f}"),
+            f"{p['test_mean']:.2f} ± {p['test_std']:.2f}"]
+           for n, ps in r["heuristics"].items() for p in ps]
+    pts += [[f"searched trial {p['trial']}", "–", _f(p["size_ratio"], "{:.3f}"),
+             _f(p["macs_ratio"], "{:.3f}"), _f(p.get("latency_ratio"), "{:.3f}"),
+             f"{p['test_mean']:.2f} ± {p['test_std']:.2f}"] for p in r["searched"]]
+    doc.table(["front", "level", "size ratio", "MACs ratio", "latency ratio", "TEST %"], pts)
+    _rank_section(doc, r["rank_fidelity"], r)
+    if r["latency"]:
+        _latency_section(doc, r["latency"])
+    else:
+        doc.heading("Latency", 2)
+        doc.paragraph("Fine-grained sparsity keeps dense kernels: no speedup to measure.")
+    c = r["cost"]
+    doc.heading("Cost", 2)
+    doc.table(["stage", "seconds"], [
+        ["baseline training", _f(c["baseline_train_seconds"], "{:.0f}")],
+        ["sensitivity scan", _f(c["scan_seconds"], "{:.0f}")],
+        ["one trial (median)", _f(c["trial_median_seconds"], "{:.1f}")],
+        ["confirmation of one trial (median)", _f(c["confirmation_seconds_per_trial"],
+                                                   "{:.1f}")],
+        ["one fine-tune of this benchmark (median)", _f(c["finetune_median_seconds"],
+                                                         "{:.1f}")],
+        ["this bench call (search continued + evaluations)", _f(r["bench_seconds"], "{:.0f}")],
+    ])
+    doc.paragraph(f"{c['trials']} completed trials, {_f(c['trials_per_minute'])} trials per "
+                  f"minute of trial time (one process).")
+    doc.heading("Plots", 2)
+    for p in plots:
+        doc.figure(p)
+    return doc
+
+
+def _flags(r: dict) -> str:
+    s = r["settings"]
+    return f" --seeds {len(s['seeds'])} --rank-policies {s['rank_policies']}" + (
+        f" --finalize-steps {r['finetune']['steps']}" if r["finetune"]["steps"] else "")
+
+
+def _rank_section(doc: Document, rf: dict, r: dict) -> None:
+    doc.heading("Proxy rank fidelity (one budget: the study's full budget)", 2)
+    spread = rf["test_spread"]
+    seed_std = _seed_std(r)
+    doc.paragraph(f"{len(rf['rows'])} policies (the heuristics and draws from the study's "
+                  f"space at the full budget). Finalized TEST accuracy (seed {rf['test_seed']}) "
+                  f"spans {spread['min']:.2f}–{spread['max']:.2f} % (std {spread['std']:.2f}); "
+                  f"the seed-to-seed std of a finalized point is about {seed_std:.2f} pp."
+                  + (" The spread is within about twice the seed noise, so these τ mostly "
+                     "rank noise and mean little." if spread["max"] - spread["min"]
+                     < 2 * 2 * seed_std else ""))
+    doc.table(["score", "Kendall τ", "Spearman ρ"],
+              [[k, _f(v["kendall_tau"], "{:.3f}"), _f(v["spearman_rho"], "{:.3f}")]
+               for k, v in rf["scores"].items()])
+    doc.table(["policy", "size ratio", "scan estimate", "BN recal only", "proxy", "confirmed",
+               "TEST"],
+              [[row["policy"], _f(row["size_ratio"], "{:.3f}"), _f(row["estimate"]),
+                _f(row["recal_only"]), _f(row["proxy"]), _f(row["confirmed"]), _f(row["test"])]
+               for row in rf["rows"]])
+
+
+def _seed_std(r: dict) -> float:
+    stds = [p["test_std"] for ps in r["heuristics"].values() for p in ps]
+    stds += [p["test_std"] for p in r["searched"]]
+    return sum(stds) / len(stds) if stds else float("nan")
+
+
+def _latency_section(doc: Document, lat: dict) -> None:
+    doc.heading("Latency honesty", 2)
+    doc.paragraph(f"Each point timed alternately with dense, {lat['repeats']} times per batch "
+                  f"size, {lat['threads']} thread(s), {lat['device']}; speedup = median of "
+                  f"dense / point, [min–max] over the repeats; ÷ MACs = speedup / MAC "
+                  f"reduction (1.0: latency falls as fast as MACs).")
+    cols = ["point", "MAC reduction"]
+    for b in lat["batches"]:
+        cols += [f"speedup b{b}", f"÷ MACs b{b}"]
+    has_budget = any("meets_latency_budget" in row for row in lat["rows"])
+    if has_budget:
+        cols.append("meets latency budget")
+    rows = []
+    for row in lat["rows"]:
+        line = [row["point"], _f(row["macs_reduction"])]
+        for b in lat["batches"]:
+            m = row[f"b{b}"]
+            line += [f"{m['speedup']:.2f} [{min(m['speedups']):.2f}–{max(m['speedups']):.2f}]",
+                     _f(m["speedup_per_mac_reduction"])]
+        if has_budget:
+            line.append("yes" if row.get("meets_latency_budget") else "no")
+        rows.append(line)
+    doc.table(cols, rows)
+
+
+def write_summary(root: Path) -> Path:
+    """``root/README.md``: the headline table of every ``root/*/results.json``."""
+    rows = []
+    for path in sorted(root.glob("*/results.json")):
+        r = json.loads(path.read_text())
+        tau = r["rank_fidelity"]["scores"].get("proxy", {}).get("kendall_tau")
+        spm = None
+        if r.get("latency"):
+            vals = [row[f"b{r['latency']['batches'][0]}"]["speedup_per_mac_reduction"]
+                    for row in r["latency"]["rows"]]
+            spm = sum(vals) / len(vals)
+        for iso in r["comparison"]["iso_accuracy"]:
+            for axis in ("size", "latency"):
+                if axis not in iso:
+                    continue
+                c = iso[axis]
+                rows.append([f"[{r['study']}]({path.parent.name}/report.md)",
+                             f"−{iso['drop']:g} pp", axis, _f(c["costs"]["searched"], "{:.3f}"),
+                             f"{c['best_heuristic'] or '–'} "
+                             f"{_f(c['costs'].get(c['best_heuristic']), '{:.3f}')}"
+                             if c["best_heuristic"] else "–", _f(c["ratio"]),
+                             _f(tau, "{:.2f}"), _f(spm), _f(r["cost"]["trials_per_minute"])])
+    doc = Document(title="autoprune benchmarks")
+    doc.heading("Benchmarks: does the search earn its keep?")
+    doc.paragraph("Written by `autoprune bench STUDY` (one folder per study, with its command, "
+                  "machine and every number). Cost = fraction of dense the front needs to "
+                  "reach dense TEST accuracy minus the drop; ratio = searched / best heuristic "
+                  "(< 1: the search wins; '–': a front never reaches it). τ = Kendall τ of the "
+                  "proxy against finalized TEST accuracy at one budget. speedup÷MACs at batch 1 "
+                  "(mean over finalized points). Trials/min: one process, trial time only.")
+    doc.table(["study", "accuracy", "axis", "searched", "best heuristic", "ratio", "proxy τ",
+               "speedup÷MACs", "trials/min"], rows)
+    path = root / "README.md"
+    path.write_text(doc.to_markdown())
+    return path

@@ -1,0 +1,52 @@
+"""`autoprune bench --quick` on a tiny study: the command runs end to end, resumes from its
+cache, and writes what the issue asks for (the real runs are benchmarks, not tests)."""
+
+from __future__ import annotations
+
+import json
+
+from autoprune.workflow.cli import main
+from tests.helpers import tiny_raw, to_toml
+
+
+def test_quick_bench_runs_resumes_and_reports(synthetic_idx_root, in_tmp, capsys):
+    raw = tiny_raw(synthetic_idx_root, search={"mode": "channel", "prior": "uniform",
+                                                "trials": 6, "sweep": True, "floor": 0.5},
+                   finalize={"epochs": 1, "steps": 5})
+    raw["name"] = "tinybench"
+    raw["budget"] = {"size": 0.5, "latency": 0.95}
+    study = in_tmp / "tinybench.toml"
+    study.write_text(to_toml(raw))
+    assert main(["bench", str(study), "--quick", "--quiet"]) == 0
+    out = in_tmp / "reports" / "benchmarks" / "tinybench"
+    r = json.loads((out / "results.json").read_text())
+    assert set(r["heuristics"]) == {"uniform", "global_ranking", "sensitivity"}
+    for pts in r["heuristics"].values():
+        assert [p["level"] for p in pts] == [0.5, 0.75, 1.0]
+        assert all(len(p["test_accs"]) == 2 for p in pts)
+        sizes = [p["size_ratio"] for p in pts]
+        assert sizes == sorted(sizes) and sizes[-1] <= 0.5 + 1e-6  # the ladder is a ladder
+    assert r["searched"] and all(p["size_ratio"] <= 0.5 + 1e-6 for p in r["searched"])
+    iso = r["comparison"]["iso_accuracy"]
+    assert [row["drop"] for row in iso] == [0.5, 1.0, 2.0]
+    assert {"size", "macs", "latency"} <= set(iso[0])
+    rank = r["rank_fidelity"]
+    assert len(rank["rows"]) == 6 and {"proxy", "confirmed", "recal_only",
+                                       "estimate"} <= set(rank["scores"])
+    lat = r["latency"]
+    assert lat["rows"] and all("meets_latency_budget" in row for row in lat["rows"])
+    assert all(len(row["b1"]["speedups"]) == 1 for row in lat["rows"])
+    assert r["cost"]["trials"] == 6 and r["cost"]["trial_median_seconds"] > 0
+    md = (out / "report.md").read_text()
+    for heading in ("Iso-accuracy", "At each ladder level", "hypervolume", "rank fidelity",
+                    "Latency honesty", "Cost"):
+        assert heading.lower() in md.lower(), heading
+    for axis in ("size", "macs", "latency"):
+        assert (out / f"fronts_{axis}.png").stat().st_size > 10_000
+    summary = (in_tmp / "reports" / "benchmarks" / "README.md").read_text()
+    assert "[tinybench](tinybench/report.md)" in summary
+
+    # a second run evaluates nothing again
+    capsys.readouterr()
+    assert main(["bench", str(study), "--quick", "--quiet"]) == 0
+    assert "0 evaluations computed" in capsys.readouterr().out

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from autoprune.workflow.bench.fronts import (
+    accuracy_at_cost,
+    cost_at_accuracy,
+    envelope,
+    hypervolume,
+)
+
+FRONT = [(0.2, 90.0), (0.4, 92.0), (0.3, 89.0), (1.0, 93.0), (0.5, 91.0)]
+
+
+def test_envelope_drops_dominated_points():
+    assert envelope(FRONT) == [(0.2, 90.0), (0.4, 92.0), (1.0, 93.0)]
+    assert envelope([(1.0, 90.0), (1.0, 91.0)]) == [(1.0, 91.0)]
+
+
+def test_cost_at_accuracy_interpolates_in_log_cost():
+    assert cost_at_accuracy(FRONT, 91.0) == pytest.approx(math.sqrt(0.2 * 0.4))
+    assert cost_at_accuracy(FRONT, 92.0) == pytest.approx(0.4)
+    assert cost_at_accuracy(FRONT, 85.0) == 0.2  # the cheapest point bounds it
+    assert cost_at_accuracy(FRONT, 93.5) is None
+
+
+def test_accuracy_at_cost_is_the_best_point_not_above_it():
+    assert accuracy_at_cost(FRONT, 0.45) == 92.0
+    assert accuracy_at_cost(FRONT, 0.1) is None
+
+
+def test_hypervolume_prefers_the_dominating_front():
+    hv = hypervolume(FRONT, ref_cost=2.0, ref_acc=88.0)
+    expected = ((math.log(0.4) - math.log(0.2)) * 2 + (math.log(1.0) - math.log(0.4)) * 4
+                + (math.log(2.0) - math.log(1.0)) * 5)
+    assert hv == pytest.approx(expected)
+    better = [(c * 0.8, a) for c, a in FRONT]
+    assert hypervolume(better, 2.0, 88.0) > hv
+    assert hypervolume([(3.0, 95.0)], 2.0, 88.0) == 0.0
+
+
+def test_rank_correlations_match_hand_computed_values():
+    from autoprune.workflow.bench.ranks import kendall_tau, spearman_rho
+
+    assert kendall_tau([1, 2, 3, 4], [1, 2, 3, 4]) == 1.0
+    assert kendall_tau([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0
+    # one discordant pair of six: (6 - 2 * 1) / 6
+    assert kendall_tau([1, 2, 3, 4], [10, 20, 40, 30]) == pytest.approx(4 / 6)
+    # tau-b with a tie in y: 2 concordant, 0 discordant, 1 tie in y -> 2 / sqrt(3 * 2)
+    assert kendall_tau([1, 2, 3], [1, 2, 2]) == pytest.approx(2 / math.sqrt(6))
+    assert spearman_rho([1, 2, 3, 4], [10, 20, 40, 30]) == pytest.approx(0.8)
+    assert math.isnan(spearman_rho([1, 1, 1], [1, 2, 3]))
