@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from autoprune.errors import DataNotFoundError
+from autoprune.errors import ConfigError, DataNotFoundError
 
 __all__ = ["DataSpec", "ArraySplit", "DataBundle", "Loader", "load_data", "DEBIAN_FASHION_MNIST"]
 
@@ -70,17 +70,17 @@ class DataSpec:
 
     def __post_init__(self) -> None:
         if self.augment not in _AUGMENTS:
-            raise ValueError(f"augment must be one of {_AUGMENTS}, got {self.augment!r}.")
+            raise ConfigError(f"augment must be one of {_AUGMENTS}, got {self.augment!r}.")
         if self.val_size < 0:
-            raise ValueError(f"val_size cannot be negative but got {self.val_size}.")
+            raise ConfigError(f"val_size cannot be negative but got {self.val_size}.")
         if self.pad_to is not None and self.pad_to <= 0:
-            raise ValueError(f"pad_to must be positive or None, got {self.pad_to}.")
+            raise ConfigError(f"pad_to must be positive or None, got {self.pad_to}.")
         if self.train_limit is not None and self.train_limit <= 0:
-            raise ValueError(f"train_limit must be positive or None, got {self.train_limit}.")
+            raise ConfigError(f"train_limit must be positive or None, got {self.train_limit}.")
         if self.name not in _BUILTIN and not self.name.startswith("imagefolder:") and (
             ":" not in self.name
         ):
-            raise ValueError(
+            raise ConfigError(
                 f"Unknown data set {self.name!r}: use one of {_BUILTIN}, 'imagefolder:PATH' "
                 "or a 'package.module:function' entry point."
             )
@@ -101,7 +101,7 @@ class ArraySplit:
         if start == 0 and (n is None or n >= len(self)):
             return self
         if start >= len(self):
-            raise ValueError(f"start={start} is beyond the split's {len(self)} images.")
+            raise ConfigError(f"start={start} is beyond the split's {len(self)} images.")
         end = len(self) if n is None else start + n
         return ArraySplit(self.images[start:end], self.labels[start:end])
 
@@ -131,7 +131,7 @@ class DataBundle:
 
     def split(self, which: str) -> ArraySplit:
         if which not in ("train", "val", "test"):
-            raise ValueError(f"split must be 'train', 'val' or 'test', got {which!r}.")
+            raise ConfigError(f"split must be 'train', 'val' or 'test', got {which!r}.")
         return getattr(self, which)
 
     def loader(
@@ -182,7 +182,7 @@ class Loader:
         device: torch.device | str = "cpu",
     ) -> None:
         if batch_size <= 0:
-            raise ValueError(f"batch_size must be positive, got {batch_size}.")
+            raise ConfigError(f"batch_size must be positive, got {batch_size}.")
         self.split = split
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -257,7 +257,7 @@ def load_data(spec: DataSpec) -> DataBundle:
 
     n = tr_x.shape[0]
     if spec.val_size >= n:
-        raise ValueError(f"val_size={spec.val_size} leaves no training images out of {n}.")
+        raise ConfigError(f"val_size={spec.val_size} leaves no training images out of {n}.")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(spec.seed))
     val_idx, train_idx = perm[: spec.val_size], perm[spec.val_size :]
     if spec.train_limit is not None:
@@ -287,7 +287,7 @@ def _fingerprint(spec: DataSpec, bundle: DataBundle) -> str:
 def _pad_to(x: torch.Tensor, size: int) -> torch.Tensor:
     h, w = x.shape[2:]
     if h > size or w > size:
-        raise ValueError(f"pad_to={size} is smaller than the images ({h}x{w}).")
+        raise ConfigError(f"pad_to={size} is smaller than the images ({h}x{w}).")
     top, left = (size - h) // 2, (size - w) // 2
     return torch.nn.functional.pad(x, (left, size - w - left, top, size - h - top))
 
@@ -452,13 +452,13 @@ def resolve_entry_point(target: str):
     """Import ``package.module:function`` and return the function."""
     module_name, _, attr = target.partition(":")
     if not module_name or not attr:
-        raise ValueError(f"Entry point must look like 'package.module:function', got {target!r}.")
+        raise ConfigError(f"Entry point must look like 'package.module:function', got {target!r}.")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ValueError(f"Cannot import module {module_name!r} of entry point {target!r}: "
-                         f"{exc}.") from exc
+        raise ConfigError(f"Cannot import module {module_name!r} of entry point {target!r}: "
+                          f"{exc}.") from exc
     fn = getattr(module, attr, None)
     if not callable(fn):
-        raise ValueError(f"Entry point {target!r}: {module_name} has no callable {attr!r}.")
+        raise ConfigError(f"Entry point {target!r}: {module_name} has no callable {attr!r}.")
     return fn

@@ -7,12 +7,16 @@ Example:
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
-__all__ = ["ModelSpec", "build_model", "VGG", "ResNet20", "MobileNetV2", "SmallCNN", "ZOO"]
+from autoprune.errors import ConfigError
+
+__all__ = ["ModelSpec", "build_model", "check_input_size", "VGG", "ResNet20", "MobileNetV2",
+           "SmallCNN", "ZOO"]
 
 VGG_CFG: list[int | str] = [64, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]
 
@@ -35,15 +39,15 @@ class ModelSpec:
     num_classes: int = 10
 
     def __post_init__(self) -> None:
-        if self.width <= 0:
-            raise ValueError(f"width must be positive, got {self.width}.")
+        if not (isinstance(self.width, (int, float)) and 0 < self.width < math.inf):
+            raise ConfigError(f"width must be a positive finite number, got {self.width!r}.")
         if self.in_channels <= 0 or self.num_classes <= 1:
-            raise ValueError(
+            raise ConfigError(
                 f"in_channels must be >= 1 and num_classes >= 2, got {self.in_channels} and "
                 f"{self.num_classes}."
             )
         if self.name not in ZOO and ":" not in self.name:
-            raise ValueError(
+            raise ConfigError(
                 f"Unknown model {self.name!r}: use one of {sorted(ZOO)}, 'torchvision:NAME' "
                 "or a 'package.module:function' entry point."
             )
@@ -207,13 +211,28 @@ def build_model(spec: ModelSpec) -> nn.Module:
     return model
 
 
+def check_input_size(model: nn.Module, spec: ModelSpec, input_size: tuple[int, ...]) -> None:
+    """Run one forward pass of zeros; ConfigError naming the sizes when the model cannot."""
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(1, *input_size))
+    except RuntimeError as exc:
+        raise ConfigError(
+            f"Model {spec.name!r} (width {spec.width}) cannot take inputs of size "
+            f"{'x'.join(map(str, input_size))}: {str(exc).splitlines()[0][:160]}") from None
+    finally:
+        model.train(was_training)
+
+
 def _torchvision_model(name: str, in_channels: int, num_classes: int) -> nn.Module:
     import torchvision
 
     try:
         builder = torchvision.models.get_model_builder(name)
     except ValueError as exc:
-        raise ValueError(f"Unknown torchvision model {name!r}: {exc}") from exc
+        raise ConfigError(f"Unknown torchvision model {name!r}: {exc}") from exc
     model = builder(weights=None, num_classes=num_classes)
     if in_channels != 3:
         for parent in model.modules():

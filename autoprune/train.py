@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from autoprune.cache import atomic_torch_save, cache_dir, hash_key, safe_torch_load
 from autoprune.data import DataBundle, DataSpec, load_data
+from autoprune.errors import ConfigError
 from autoprune.models import ModelSpec, build_model
 
 __all__ = [
@@ -68,17 +69,17 @@ class TrainRecipe:
 
     def __post_init__(self) -> None:
         if self.optimizer not in _OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {_OPTIMIZERS}, got {self.optimizer!r}.")
+            raise ConfigError(f"optimizer must be one of {_OPTIMIZERS}, got {self.optimizer!r}.")
         if self.schedule not in _SCHEDULES:
-            raise ValueError(f"schedule must be one of {_SCHEDULES}, got {self.schedule!r}.")
+            raise ConfigError(f"schedule must be one of {_SCHEDULES}, got {self.schedule!r}.")
         if self.epochs < 0 or (self.steps is not None and self.steps < 0):
-            raise ValueError(f"epochs and steps cannot be negative, got {self.epochs}, "
-                             f"{self.steps}.")
+            raise ConfigError(f"epochs and steps cannot be negative, got {self.epochs}, "
+                              f"{self.steps}.")
         if self.lr <= 0 or self.batch_size <= 0:
-            raise ValueError(f"lr and batch_size must be positive, got {self.lr}, "
-                             f"{self.batch_size}.")
+            raise ConfigError(f"lr and batch_size must be positive, got {self.lr}, "
+                              f"{self.batch_size}.")
         if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}.")
+            raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}.")
 
     def to_dict(self) -> dict:
         return asdict(self)

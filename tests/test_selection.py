@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from autoprune.errors import StudyStateError
 from autoprune.search.selection import front, knee, pareto_mask, pick, spread
 
 
@@ -61,5 +62,5 @@ def test_pick_filters_and_errors():
         pick(pts, "middle", dense_acc=93.5)
     with pytest.raises(ValueError, match="max_drop=0.1"):
         pick(pts, "best", dense_acc=99.0, max_drop=0.1)
-    with pytest.raises(ValueError, match="no confirmed feasible"):
+    with pytest.raises(StudyStateError, match="no confirmed feasible"):
         pick(pts.iloc[:0], "best", dense_acc=93.5)

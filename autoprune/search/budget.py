@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from autoprune.engine.metrics import MIB
+from autoprune.errors import ConfigError
 
 __all__ = ["Axis", "AXES", "BudgetKind", "KINDS", "Budget", "Limits", "OBJECTIVES",
            "objective_direction"]
@@ -79,11 +80,11 @@ class Budget:
     def __post_init__(self) -> None:
         for k, v in self.items().items():
             if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise ValueError(f"Budget {k}={v!r} must be a number.")
+                raise ConfigError(f"Budget {k}={v!r} must be a number.")
             if KINDS[k].ratio and not 0.0 < v <= 1.0:
-                raise ValueError(f"Budget {k}={v!r} must be a ratio of dense in (0, 1].")
+                raise ConfigError(f"Budget {k}={v!r} must be a ratio of dense in (0, 1].")
             if not KINDS[k].ratio and not (v > 0 and math.isfinite(v)):
-                raise ValueError(f"Budget {k}={v!r} must be positive and finite.")
+                raise ConfigError(f"Budget {k}={v!r} must be positive and finite.")
 
     def items(self) -> dict[str, float]:
         """The kinds that are set, with their values."""

@@ -16,6 +16,7 @@ from torch import nn
 from autoprune.engine.costmodel import ChannelCostModel
 from autoprune.engine.metrics import count_macs
 from autoprune.engine.prune import channel_prune
+from autoprune.errors import ConfigError
 from autoprune.search.budget import Budget
 from autoprune.search.config import LatencySettings
 
@@ -49,7 +50,7 @@ def latency_macs_cap(model: nn.Module, example_inputs: torch.Tensor, cost: Chann
     cap = budget.caps({"size_mib": 0.0, "macs": 0, "latency_ms": dense_ms})["latency_ms"]
     fastest = points[0][1]
     if fastest > cap:
-        raise ValueError(
+        raise ConfigError(
             f"The latency budget is impossible: the smallest policy within the search bounds "
             f"measures {fastest:.3f} ms (batch {settings.batch_size}, {settings.threads} "
             f"threads, {settings.device}), above the cap of {cap:.3f} ms.")

@@ -9,6 +9,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -17,8 +18,10 @@ from typing import Any
 
 from autoprune.data import DataSpec
 from autoprune.engine.policy import MODES
+from autoprune.errors import ConfigError
 from autoprune.models import ModelSpec
 from autoprune.search.budget import KINDS, OBJECTIVES, Budget
+from autoprune.search.sensitivity import ScanSettings
 from autoprune.train import TrainRecipe, default_recipe
 
 __all__ = ["StudyConfig", "SearchSettings", "ProxySettings", "LatencySettings",
@@ -37,10 +40,10 @@ def parse_duration(text: str | int | float | None) -> float | None:
     else:
         m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([smh]?)\s*", str(text))
         if not m:
-            raise ValueError(f"Duration must look like 90s, 20m or 1.5h, got {text!r}.")
+            raise ConfigError(f"Duration must look like 90s, 20m or 1.5h, got {text!r}.")
         seconds = float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
     if seconds <= 0:
-        raise ValueError(f"Duration must be positive, got {text!r}.")
+        raise ConfigError(f"Duration must be positive, got {text!r}.")
     return seconds
 
 
@@ -90,15 +93,15 @@ class SearchSettings:
         _choice("search.space", self.space, ("centred", "wide"))
         _choice("search.prior", self.prior, ("lamp", "sensitivity", "uniform", "erk"))
         if self.trials < 0:
-            raise ValueError(f"search.trials must be >= 0, got {self.trials}.")
+            raise ConfigError(f"search.trials must be >= 0, got {self.trials}.")
         if not 0 < self.min_density < 1 or not 0 < self.floor <= 1 or self.perturbation < 0:
-            raise ValueError(f"search.min_density and search.floor must be in (0, 1) and "
-                             f"perturbation >= 0, got {self.min_density}, {self.floor}, "
-                             f"{self.perturbation}.")
+            raise ConfigError(f"search.min_density and search.floor must be in (0, 1) and "
+                              f"perturbation >= 0, got {self.min_density}, {self.floor}, "
+                              f"{self.perturbation}.")
         bad = [o for o in self.objectives if o not in OBJECTIVES]
         if bad or "accuracy" not in self.objectives or len(self.objectives) < 2:
-            raise ValueError(f"search.objectives must include 'accuracy' and at least one of "
-                             f"{OBJECTIVES[1:]}, got {list(self.objectives)}.")
+            raise ConfigError(f"search.objectives must include 'accuracy' and at least one of "
+                              f"{OBJECTIVES[1:]}, got {list(self.objectives)}.")
         object.__setattr__(self, "timeout", parse_duration(self.timeout))
         object.__setattr__(self, "objectives", tuple(self.objectives))
 
@@ -134,10 +137,13 @@ class ProxySettings:
         for k in ("steps", "val_limit", "recalibrate", "confirm_top", "confirm_seeds",
                   "confirm_val"):
             if getattr(self, k) < 0:
-                raise ValueError(f"proxy.{k} must be >= 0, got {getattr(self, k)}.")
-        if self.lr <= 0 or self.batch_size <= 0:
-            raise ValueError(f"proxy.lr and proxy.batch_size must be positive, got {self.lr}, "
-                             f"{self.batch_size}.")
+                raise ConfigError(f"proxy.{k} must be >= 0, got {getattr(self, k)}.")
+        if not (self.lr > 0 and math.isfinite(self.lr)) or self.batch_size <= 0:
+            raise ConfigError(f"proxy.lr and proxy.batch_size must be positive, got {self.lr}, "
+                              f"{self.batch_size}.")
+        if self.val_limit == 0:
+            raise ConfigError("proxy.val_limit=0 would score every policy on no image; use a "
+                              "positive number of validation images.")
 
 
 @dataclass(frozen=True)
@@ -150,9 +156,12 @@ class LatencySettings:
     min_run_time: float = 0.3
 
     def __post_init__(self) -> None:
-        if self.batch_size <= 0 or self.threads <= 0 or self.min_run_time <= 0:
-            raise ValueError(f"latency.batch_size, threads and min_run_time must be positive, "
-                             f"got {self.batch_size}, {self.threads}, {self.min_run_time}.")
+        if self.batch_size <= 0 or self.threads <= 0 or not self.min_run_time > 0:
+            raise ConfigError(f"latency.batch_size, threads and min_run_time must be positive, "
+                              f"got {self.batch_size}, {self.threads}, {self.min_run_time}.")
+        if not re.fullmatch(r"cpu|cuda(:[0-9]+)?", str(self.device)):
+            raise ConfigError(f"latency.device must be cpu, cuda or cuda:N, got "
+                              f"{self.device!r}.")
 
 
 @dataclass(frozen=True)
@@ -171,9 +180,9 @@ class FinalizeSettings:
     steps: int = 0
 
     def __post_init__(self) -> None:
-        if not (self.epochs > 0 and self.lr > 0 and self.steps >= 0):
-            raise ValueError(f"finalize.epochs and finalize.lr must be positive and "
-                             f"finalize.steps >= 0, got {self.epochs}, {self.lr}, {self.steps}.")
+        if not (self.epochs > 0 and self.lr > 0 and math.isfinite(self.lr) and self.steps >= 0):
+            raise ConfigError(f"finalize.epochs and finalize.lr must be positive and "
+                              f"finalize.steps >= 0, got {self.epochs}, {self.lr}, {self.steps}.")
 
 
 @dataclass(frozen=True)
@@ -217,18 +226,18 @@ _TOP = {"name", "seed"}
 
 def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise ValueError(f"{key} must be one of {allowed}, got {value!r}.")
+        raise ConfigError(f"{key} must be one of {allowed}, got {value!r}.")
 
 
 def _build(cls, section: str, values: dict[str, Any], **extra):
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ValueError(f"Unknown key(s) {unknown} in [{section}]; known: {sorted(known)}.")
+        raise ConfigError(f"Unknown key(s) {unknown} in [{section}]; known: {sorted(known)}.")
     try:
         return cls(**{**extra, **values})
     except TypeError as exc:
-        raise ValueError(f"Bad value in [{section}]: {exc}.") from exc
+        raise ConfigError(f"Bad value in [{section}]: {exc}.") from exc
 
 
 def _parse_value(text: str) -> Any:
@@ -244,16 +253,16 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep:
-            raise ValueError(f"Override must look like section.key=value, got {item!r}.")
+            raise ConfigError(f"Override must look like section.key=value, got {item!r}.")
         section, dot, name = key.strip().partition(".")
         if not dot:
             if section not in _TOP:
-                raise ValueError(f"Unknown top-level key {section!r}; known: {sorted(_TOP)}.")
+                raise ConfigError(f"Unknown top-level key {section!r}; known: {sorted(_TOP)}.")
             raw[section] = _parse_value(value.strip())
             continue
         if section not in _SECTIONS:
-            raise ValueError(f"Unknown section {section!r} in override {item!r}; known: "
-                             f"{sorted(_SECTIONS)}.")
+            raise ConfigError(f"Unknown section {section!r} in override {item!r}; known: "
+                              f"{sorted(_SECTIONS)}.")
         if not value.strip():  # "section.key=" removes the key
             raw.get(section, {}).pop(name, None)
             continue
@@ -264,7 +273,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 def config_from_dict(raw: dict[str, Any], name: str, source: str = "") -> StudyConfig:
     unknown = sorted(set(raw) - _SECTIONS - _TOP)
     if unknown:
-        raise ValueError(f"Unknown section(s) {unknown}; known: {sorted(_SECTIONS | _TOP)}.")
+        raise ConfigError(f"Unknown section(s) {unknown}; known: {sorted(_SECTIONS | _TOP)}.")
     seed = int(raw.get("seed", 0))
     data_raw = dict(raw.get("data", {}))
     data_raw["pad_to"] = data_raw.get("pad_to", 32) or None  # TOML has no null: 0 = no padding
@@ -283,15 +292,20 @@ def config_from_dict(raw: dict[str, Any], name: str, source: str = "") -> StudyC
     scan = dict(raw.get("scan", {}))
     unknown_scan = sorted(set(scan) - {"ratios", "val_limit", "jobs"})
     if unknown_scan:
-        raise ValueError(f"Unknown key(s) {unknown_scan} in [scan]; known: ['jobs', 'ratios', "
-                         "'val_limit'].")
+        raise ConfigError(f"Unknown key(s) {unknown_scan} in [scan]; known: ['jobs', 'ratios', "
+                          "'val_limit'].")
+    try:  # the scan's own checks, now rather than after the baseline is trained
+        ScanSettings(ratios=tuple(scan.get("ratios", StudyConfig.scan_ratios)),
+                     val_limit=scan.get("val_limit", 2000), jobs=scan.get("jobs", 0))
+    except TypeError as exc:
+        raise ConfigError(f"Bad value in [scan]: {exc}.") from None
     search = dict(raw.get("search", {}))
     if "objectives" in search:
         search["objectives"] = tuple(search["objectives"])
     budget_raw = raw.get("budget", {})
     bad_budget = sorted(set(budget_raw) - set(KINDS))
     if bad_budget:
-        raise ValueError(f"Unknown budget(s) {bad_budget}; known: {list(KINDS)}.")
+        raise ConfigError(f"Unknown budget(s) {bad_budget}; known: {list(KINDS)}.")
     cfg = StudyConfig(
         name=str(raw.get("name", name)),
         model=model,
@@ -308,16 +322,19 @@ def config_from_dict(raw: dict[str, Any], name: str, source: str = "") -> StudyC
         seed=seed,
         source=source,
     )
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", cfg.name):
-        raise ValueError(f"Study name must use letters, digits, '.', '_' or '-', got "
-                         f"{cfg.name!r}.")
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", cfg.name) or not cfg.name.strip("."):
+        raise ConfigError(f"Study name must use letters, digits, '.', '_' or '-', got "
+                          f"{cfg.name!r}.")
+    if data.val_size <= 0:
+        raise ConfigError(f"data.val_size={data.val_size}: the search needs a validation split "
+                          f"carved from the training set (e.g. 5000 images).")
     if not cfg.budget.items():
-        raise ValueError("The study sets no budget: add [budget] with size, size_mib, macs, "
-                         "macs_abs, latency or latency_ms (or --budget size=0.25).")
+        raise ConfigError("The study sets no budget: add [budget] with size, size_mib, macs, "
+                          "macs_abs, latency or latency_ms (or --budget size=0.25).")
     if not MODES[cfg.search.mode].channels and ("latency" in cfg.search.objectives
                                                  or "latency" in cfg.budget.axes()):
-        raise ValueError("Fine-grained sparsity does not change dense-kernel latency; use "
-                         "mode 'channel' or 'hybrid' for latency objectives or budgets.")
+        raise ConfigError("Fine-grained sparsity does not change dense-kernel latency; use "
+                          "mode 'channel' or 'hybrid' for latency objectives or budgets.")
     return cfg
 
 
@@ -325,10 +342,10 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> StudyCo
     """Read a study TOML file and apply ``section.key=value`` overrides."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"Study file {path} does not exist (studies live in "
+        raise ConfigError(f"Study file {path} does not exist (studies live in "
                                 f"{STUDIES_DIR}/*.toml).")
     try:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{path} is not valid TOML: {exc}.") from exc
+        raise ConfigError(f"{path} is not valid TOML: {exc}.") from exc
     return config_from_dict(apply_overrides(raw, overrides or []), path.stem, str(path))

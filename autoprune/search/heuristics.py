@@ -22,6 +22,7 @@ from torch import nn
 
 from autoprune.engine.groups import build_graph, classifier_name, iter_groups
 from autoprune.engine.metrics import prunable_layers
+from autoprune.errors import ConfigError
 from autoprune.search.sensitivity import AdditiveEstimator
 
 __all__ = ["FINE_HEURISTICS", "CHANNEL_HEURISTICS", "fit_to_budget", "fine_heuristic",
@@ -41,8 +42,8 @@ def fit_to_budget(family: Callable[[float], Allocation], fits: Callable[[Allocat
     does not fit.
     """
     if not fits(family(lo)):
-        raise ValueError("The budget cannot be met even by the smallest allocation of this "
-                         "heuristic within the search bounds.")
+        raise ConfigError("The budget cannot be met even by the smallest allocation of this "
+                          "heuristic within the search bounds.")
     if fits(family(hi)):
         return family(hi)
     for _ in range(iters):
@@ -122,7 +123,7 @@ def fine_heuristic(name: str, model: nn.Module, fits: Callable[[Allocation], boo
                        if t < 1.0 else 1.0 for k, v in raw.items()}, fits)
     if name == "sensitivity":
         return sensitivity_allocation(scan, names, min_density, fits)
-    raise ValueError(f"Unknown fine heuristic {name!r}; known: {FINE_HEURISTICS}.")
+    raise ConfigError(f"Unknown fine heuristic {name!r}; known: {FINE_HEURISTICS}.")
 
 
 def sensitivity_allocation(scan: AdditiveEstimator | None, names: list[str], floor: float,
@@ -131,7 +132,7 @@ def sensitivity_allocation(scan: AdditiveEstimator | None, names: list[str], flo
     within one accuracy-drop threshold; the threshold is set to just meet the budget. Returns
     per-layer densities (fine) or keep ratios (channel), at least ``floor``."""
     if scan is None:
-        raise ValueError("The sensitivity heuristic needs a sensitivity scan.")
+        raise ConfigError("The sensitivity heuristic needs a sensitivity scan.")
     grid = np.linspace(0.0, 0.99, 199)
 
     # a scan's drop curve is noisy and may dip; its running maximum (plus a tiny slope) makes
@@ -167,7 +168,7 @@ def channel_heuristic(name: str, model: nn.Module, example_inputs: torch.Tensor,
         return fit_to_budget(_threshold_family(scores, min_keep), fits)
     if name == "sensitivity":
         return sensitivity_allocation(scan, group_ids, min_keep, fits)
-    raise ValueError(f"Unknown channel heuristic {name!r}; known: {CHANNEL_HEURISTICS}.")
+    raise ConfigError(f"Unknown channel heuristic {name!r}; known: {CHANNEL_HEURISTICS}.")
 
 
 def _group_scores(model: nn.Module, example_inputs: torch.Tensor,

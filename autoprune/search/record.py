@@ -24,6 +24,7 @@ import optuna
 import pandas as pd
 
 from autoprune.engine.policy import Policy
+from autoprune.errors import ConfigError
 
 __all__ = ["DenseReference", "Confirmation", "FinalDense", "FinalPoint", "StudyRecord",
            "TrialView", "RESULT_COLUMNS"]
@@ -228,8 +229,8 @@ class StudyRecord:
         trials = self.study.get_trials(deepcopy=False)
         if not 0 <= number < len(trials) or not TrialView(trials[number]).has_policy:
             known = [t.number for t in trials if TrialView(t).has_policy]
-            raise ValueError(f"Trial {number} has no policy in study "
-                             f"{self.study.study_name!r} (trials with one: {known}).")
+            raise ConfigError(f"Trial {number} has no policy in study "
+                              f"{self.study.study_name!r} (trials with one: {known}).")
         return TrialView(trials[number])
 
     def views(self, states: tuple[optuna.trial.TrialState, ...] | None = None

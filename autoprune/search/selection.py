@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from autoprune.errors import ConfigError, StudyStateError
 from autoprune.search.budget import AXES
 
 __all__ = ["pareto_mask", "front", "spread", "knee", "pick", "PICKS"]
@@ -87,10 +88,10 @@ def pick(points: pd.DataFrame, how: str = "best", *, dense_acc: float,
         max_drop, max_size_mib, max_latency_ms: Filters applied first.
     """
     if how not in PICKS:
-        raise ValueError(f"pick must be one of {PICKS}, got {how!r}.")
+        raise ConfigError(f"pick must be one of {PICKS}, got {how!r}.")
     if points.empty:
-        raise ValueError("The study has no confirmed feasible trial yet; run more trials "
-                         "or loosen the budget.")
+        raise StudyStateError("The study has no confirmed feasible trial yet; run more "
+                              "trials or loosen the budget.")
     if max_size_mib is not None:
         points = points[points["size_mib"] <= max_size_mib]
     if max_latency_ms is not None:
@@ -98,8 +99,8 @@ def pick(points: pd.DataFrame, how: str = "best", *, dense_acc: float,
     if max_drop is not None:
         points = points[points["confirmed_acc"] >= dense_acc - max_drop]
     if points.empty:
-        raise ValueError(f"No confirmed front point meets the filters (max_drop={max_drop}, "
-                         f"max_size_mib={max_size_mib}, max_latency_ms={max_latency_ms}).")
+        raise ConfigError(f"No confirmed front point meets the filters (max_drop={max_drop}, "
+                          f"max_size_mib={max_size_mib}, max_latency_ms={max_latency_ms}).")
     if how == "best":
         row = points.loc[points["confirmed_acc"].idxmax()]
     elif how == "smallest":

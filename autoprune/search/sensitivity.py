@@ -32,6 +32,7 @@ from autoprune.data import DataBundle
 from autoprune.engine.groups import coupling_groups
 from autoprune.engine.metrics import count_macs, count_nonzero, layer_table
 from autoprune.engine.prune import channel_prune, fine_grained_prune
+from autoprune.errors import ConfigError
 from autoprune.train import default_device, evaluate, recalibrate_bn
 
 __all__ = ["ScanSettings", "ScanResult", "sensitivity_scan", "AdditiveEstimator",
@@ -66,13 +67,18 @@ class ScanSettings:
 
     def __post_init__(self) -> None:
         if self.mode not in ("fine", "channel"):
-            raise ValueError(f"scan mode must be 'fine' or 'channel', got {self.mode!r}.")
+            raise ConfigError(f"scan mode must be 'fine' or 'channel', got {self.mode!r}.")
         bad = [r for r in self.ratios if not 0.0 <= r < 1.0]
         if bad or not self.ratios:
-            raise ValueError(f"scan ratios must be a non-empty list in [0, 1), got bad {bad}.")
-        if self.val_limit <= 0 or self.jobs < 0 or self.recalibrate < 0:
-            raise ValueError(f"val_limit must be positive, jobs and recalibrate >= 0, got "
-                             f"{self.val_limit}, {self.jobs}, {self.recalibrate}.")
+            raise ConfigError(f"scan ratios must be a non-empty list in [0, 1), got bad {bad}.")
+        if self.val_limit <= 0:
+            raise ConfigError(f"scan val_limit must be a positive number of validation images, "
+                              f"got {self.val_limit}.")
+        if self.jobs < 0:
+            raise ConfigError(f"scan jobs must be >= 0 (0 = one process per core), got "
+                              f"{self.jobs}.")
+        if self.recalibrate < 0:
+            raise ConfigError(f"scan recalibrate must be >= 0, got {self.recalibrate}.")
         object.__setattr__(self, "ratios", tuple(sorted(float(r) for r in self.ratios)))
 
 
@@ -239,8 +245,8 @@ class AdditiveEstimator:
 
     def drop(self, layer: str, ratio: float) -> float:
         if layer not in self.curves:
-            raise ValueError(f"Layer {layer!r} is not in the scan (known: "
-                             f"{sorted(self.curves)}).")
+            raise ConfigError(f"Layer {layer!r} is not in the scan (known: "
+                              f"{sorted(self.curves)}).")
         r, acc = self.curves[layer]
         return max(0.0, self.dense_acc - float(np.interp(ratio, r, acc)))
 

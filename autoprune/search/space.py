@@ -28,6 +28,7 @@ from torch import nn
 from autoprune.engine.costmodel import ChannelCostModel, FineCostModel
 from autoprune.engine.policy import Policy
 from autoprune.engine.prune import channel_prune
+from autoprune.errors import ConfigError
 from autoprune.search.budget import Limits
 from autoprune.search.config import SearchSettings
 from autoprune.search.heuristics import (
@@ -161,16 +162,20 @@ class SearchSpace:
 
     # ------------------------------------------------------------------ shared
 
-    def check_feasible(self) -> None:
-        """Raise ValueError, before any training, if no policy in bounds meets the budget."""
+    def check_feasible(self, factor: float = 1.0) -> None:
+        """Raise ConfigError, before any training, if no policy in bounds meets ``factor`` x
+        the budget (the sweep's floor is checked with ``factor = search.floor``)."""
         params, macs, structural = self.smallest()
-        if not self.limits.fits(params, macs, structural):
-            raise ValueError(
-                f"The budget is impossible: even the smallest policy within the search bounds "
-                f"(every layer at density/keep {self.s.min_density}) has {params:,.0f} "
-                f"parameters and {macs:,.0f} MACs, above the caps of "
-                f"{_fmt(self.limits.params)} parameters and {_fmt(self.limits.macs)} MACs. "
-                f"Loosen the budget or lower search.min_density.")
+        limits = self.limits.scaled(factor)
+        if not limits.fits(params, macs, structural):
+            what = "The budget is impossible" if factor == 1.0 else (
+                f"The sweep's floor is impossible (search.floor={factor} x the budget)")
+            raise ConfigError(
+                f"{what}: even the smallest policy within the search bounds (every layer at "
+                f"density/keep {self.s.min_density}) has {params:,.0f} parameters and "
+                f"{macs:,.0f} MACs, above the caps of {_fmt(limits.params)} parameters and "
+                f"{_fmt(limits.macs)} MACs. Loosen the budget, raise search.floor or lower "
+                f"search.min_density.")
 
     def baseline_names(self) -> list[str]:
         """The heuristics enqueued as warm-start baselines (sensitivity only with a scan)."""

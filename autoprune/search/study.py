@@ -23,7 +23,8 @@ from tqdm.auto import tqdm
 
 from autoprune.engine.metrics import count_macs, count_params
 from autoprune.engine.policy import Policy, get_mode
-from autoprune.errors import AutopruneError
+from autoprune.errors import ConfigError, StudyStateError
+from autoprune.models import check_input_size
 from autoprune.search import confirmation, selection
 from autoprune.search.budget import Limits, objective_direction
 from autoprune.search.calibration import latency_macs_cap
@@ -102,7 +103,7 @@ class PruneSearch:
         if record.fingerprint != fp:
             diff = sorted(k for k in set(fp) | set(record.fingerprint)
                           if fp.get(k) != record.fingerprint.get(k))
-            raise ValueError(
+            raise ConfigError(
                 f"Study {cfg.name!r} in {cfg.storage_url} was created with other settings "
                 f"({', '.join(diff)} differ); its finished trials are kept. Use a new name "
                 f"(--set name=NEW) or another storage to search with these settings.")
@@ -115,12 +116,15 @@ class PruneSearch:
         cfg, model, x = self.cfg, ws.structure(), ws.example_input()
         n_val = len(ws.data.val)
         if cfg.proxy.val_limit >= n_val and cfg.proxy.confirm_seeds and cfg.proxy.confirm_val:
-            raise ValueError(f"proxy.val_limit={cfg.proxy.val_limit} leaves no validation "
-                             f"images for confirmation (the split has {n_val}).")
+            raise ConfigError(f"proxy.val_limit={cfg.proxy.val_limit} leaves no validation "
+                              f"images for confirmation (the split has {n_val}).")
+        check_input_size(model, ws.model_spec, ws.input_size)
         params, macs = count_params(model), count_macs(model, ws.input_size)
         space = make_space(model, x, cfg.search, Limits.from_budget(cfg.budget, params, macs),
                            model_dict=ws.model_spec.to_dict())
         space.check_feasible()
+        if cfg.search.sweep:
+            space.check_feasible(cfg.search.floor)
         cap = latency_macs_cap(model, x, space.channel_cost, cfg.budget,
                                min_keep=cfg.search.min_density, settings=cfg.latency,
                                measure=lambda m: ws.measure_latency(m).median_ms)
@@ -227,7 +231,7 @@ class PruneSearch:
         """Open an existing study without running trials (writes nothing)."""
         self = cls(config, overrides=overrides, device=device, progress=progress)
         cfg = self.cfg
-        missing = AutopruneError(f"No study named {cfg.name!r} in {cfg.storage_url}; run "
+        missing = StudyStateError(f"No study named {cfg.name!r} in {cfg.storage_url}; run "
                                  f"'autoprune search {cfg.source or cfg.name}' first.")
         url = cfg.storage_url
         if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
@@ -238,7 +242,7 @@ class PruneSearch:
             raise missing from None
         self.record_ = StudyRecord(self.study_)
         if self.record_.dense is None or self.record_.results().empty:
-            raise AutopruneError(f"Study {cfg.name!r} has no completed trial yet; run "
+            raise StudyStateError(f"Study {cfg.name!r} has no completed trial yet; run "
                                  f"'autoprune search {cfg.source or cfg.name}' first.")
         self.ws_ = Workspace(cfg, device=device, progress=progress)
         self._collect()

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import warnings
 
-from autoprune.errors import AutopruneError
+from autoprune.errors import AutopruneError, ConfigError
 
 EXIT_USAGE = 2
 
@@ -47,10 +48,28 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
                    help="zero-pad images to this square size; 0 keeps them (default: 32)")
 
 
+def _device(text: str) -> str:
+    import re
+
+    if not re.fullmatch(r"cpu|cuda(:[0-9]+)?", text):
+        raise argparse.ArgumentTypeError(f"--device must be cpu, cuda or cuda:N, got {text!r}")
+    if text.startswith("cuda"):
+        import torch
+
+        n = torch.cuda.device_count()
+        index = int(text.split(":")[1]) if ":" in text else 0
+        if index >= n:
+            raise argparse.ArgumentTypeError(
+                f"--device {text}: this machine has {n} CUDA device(s)")
+    return text
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: cuda if "
-                                                  "available, else cpu)")
+    p.add_argument("--device", type=_device, default=None,
+                   help="cpu | cuda | cuda:N (default: cuda if available, else cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--debug", action="store_true",
+                   help="on bad input, show the full traceback instead of one sentence")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -200,11 +219,13 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=UserWarning, module="torch_pruning")
     try:
         return int(args.func(args) or 0)
-    except (AutopruneError, ValueError, TypeError, FileNotFoundError) as exc:
+    except AutopruneError as exc:
+        if getattr(args, "debug", False):
+            raise
         print(f"autoprune {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as exc:
-        if type(exc).__module__.startswith("sqlalchemy"):
+        if type(exc).__module__.startswith("sqlalchemy") and not getattr(args, "debug", False):
             # a locked or unreachable study database: finished trials are safe in it
             first = str(exc).splitlines()[0]
             print(f"autoprune {args.command}: error: the study storage cannot be used right "
@@ -223,10 +244,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _cmd_profile(args: argparse.Namespace) -> int:
     from autoprune.engine.metrics import count_macs, layer_table, measure_latency, summarize
-    from autoprune.models import ModelSpec, build_model
+    from autoprune.models import ModelSpec, build_model, check_input_size
 
     spec = ModelSpec(args.model, args.width, args.input_size[0], args.num_classes)
     model = build_model(spec).eval()
+    check_input_size(model, spec, args.input_size)
     rows = layer_table(model, args.input_size)
     totals = summarize(model, args.input_size)
     total_macs = count_macs(model, args.input_size)
@@ -271,12 +293,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from autoprune.models import ModelSpec
     from autoprune.train import default_recipe, get_baseline
 
+    if args.epochs is not None and args.epochs <= 0:
+        raise ConfigError(f"--epochs must be a positive integer, got {args.epochs}.")
+    if args.lr is not None and not (args.lr > 0 and math.isfinite(args.lr)):
+        raise ConfigError(f"--lr must be a positive number, got {args.lr}.")
+    ModelSpec(args.model, args.width)  # checks the model arguments before loading any data
     data_spec = data_spec_from_args(args)
     data = load_data(data_spec)
     spec = ModelSpec(args.model, args.width, data.in_channels, data.num_classes)
     recipe = default_recipe(spec)
-    recipe = replace(recipe, seed=args.seed, epochs=args.epochs or recipe.epochs,
-                     lr=args.lr or recipe.lr)
+    recipe = replace(recipe, seed=args.seed,
+                     epochs=recipe.epochs if args.epochs is None else args.epochs,
+                     lr=recipe.lr if args.lr is None else args.lr)
     base = get_baseline(spec, data_spec, recipe, data=data, device=args.device,
                         force=args.force, progress=not args.quiet)
     totals = summarize(base.model, data.input_size)
@@ -300,8 +328,8 @@ def _search_overrides(args: argparse.Namespace) -> list[str]:
         for item in args.budget:
             key, sep, value = item.partition("=")
             if not sep or key not in KINDS:
-                raise ValueError(f"--budget must be KIND=VALUE with KIND in {tuple(KINDS)}, "
-                                 f"got {item!r}.")
+                raise ConfigError(f"--budget must be KIND=VALUE with KIND in {tuple(KINDS)}, "
+                                  f"got {item!r}.")
             extra.append(f"budget.{key}={value}")
     for opt, key in (("trials", "trials"), ("mode", "mode"), ("sampler", "sampler")):
         if getattr(args, opt) is not None:
@@ -353,14 +381,14 @@ def _load_search(args: argparse.Namespace):
 def _cmd_finalize(args: argparse.Namespace) -> int:
     from autoprune.workflow.finalize import finalize
 
-    search = _load_search(args)
     trials = None
     if args.trials:
         try:
             trials = [int(v) for v in args.trials.split(",")]
         except ValueError:
-            raise ValueError(f"--trials must be comma-separated integers, got "
-                             f"{args.trials!r}.") from None
+            raise ConfigError(f"--trials must be comma-separated integers, got "
+                              f"{args.trials!r}.") from None
+    search = _load_search(args)
     df = finalize(search, trials, baselines=not args.no_baselines, force=args.force)
     dense = search.record_.final_dense
     print(f"dense: test {dense.test_acc:.2f} %, {dense.size_mib:.3f} MiB, "
@@ -385,7 +413,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from autoprune.workflow.export import export_study
 
     if args.max_drop is not None and args.pick != "smallest":
-        raise ValueError("--max-drop goes with --pick smallest.")
+        raise ConfigError("--max-drop goes with --pick smallest.")
     info = export_study(_load_search(args), trial=args.trial, pick=args.pick,
                         max_drop=args.max_drop, out_dir=args.out)
     print(f"exported trial {info['trial']} (test accuracy {info['test_acc']:.2f} %):")
@@ -438,8 +466,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         try:
             levels = tuple(float(v) for v in args.levels.split(","))
         except ValueError:
-            raise ValueError(f"--levels must be comma-separated fractions, got "
-                             f"{args.levels!r}.") from None
+            raise ConfigError(f"--levels must be comma-separated fractions, got "
+                              f"{args.levels!r}.") from None
         settings = replace(settings, levels=levels)
     out = Path(args.out) if args.out else Path("reports") / "benchmarks" / cfg.name
     search = PruneSearch(cfg, device=args.device, progress=not args.quiet)

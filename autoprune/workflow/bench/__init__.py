@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from autoprune.engine.metrics import measure_speedup
 from autoprune.engine.policy import Policy, get_mode
+from autoprune.errors import ConfigError
 from autoprune.search import PruneSearch
 from autoprune.search.confirmation import CONFIRM_SEED0
 from autoprune.workflow.bench import fronts
@@ -57,15 +58,15 @@ class BenchSettings:
     def __post_init__(self) -> None:
         if self.levels is not None and (not self.levels
                                         or any(not 0 < v <= 1 for v in self.levels)):
-            raise ValueError(f"bench levels must be fractions of the budget in (0, 1], got "
-                             f"{list(self.levels)}.")
+            raise ConfigError(f"bench levels must be fractions of the budget in (0, 1], got "
+                              f"{list(self.levels)}.")
         if len(self.seeds) < 2:
-            raise ValueError(f"bench needs at least 2 seeds for a mean ± std, got "
-                             f"{list(self.seeds)}.")
+            raise ConfigError(f"bench needs at least 2 seeds for a mean ± std, got "
+                              f"{list(self.seeds)}.")
         if self.rank_policies < 4 or self.latency_repeats < 1 or not self.latency_batches:
-            raise ValueError(f"bench needs rank_policies >= 4, latency_repeats >= 1 and a "
-                             f"batch size, got {self.rank_policies}, {self.latency_repeats}, "
-                             f"{list(self.latency_batches)}.")
+            raise ConfigError(f"bench needs rank_policies >= 4, latency_repeats >= 1 and a "
+                              f"batch size, got {self.rank_policies}, {self.latency_repeats}, "
+                              f"{list(self.latency_batches)}.")
 
 
 QUICK = BenchSettings(levels=(0.5, 0.75, 1.0), seeds=(2000, 2001), rank_policies=6,

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from autoprune.errors import ConfigError  # noqa: E402
 from autoprune.search import PruneSearch  # noqa: E402
 from autoprune.search.budget import AXES  # noqa: E402
 from autoprune.search.selection import pareto_mask  # noqa: E402
@@ -47,7 +48,7 @@ def _proxy_front(pts: pd.DataFrame) -> pd.DataFrame:
 def pareto_plot_data(search: PruneSearch, axis: str = "size") -> ParetoPlotData:
     """Everything the accuracy-vs-``axis`` plot shows, as tables."""
     if axis not in AXES:
-        raise ValueError(f"axis must be one of {list(AXES)}, got {axis!r}.")
+        raise ConfigError(f"axis must be one of {list(AXES)}, got {axis!r}.")
     _name, col, label = AXES[axis]
     res = search.results_
     dense = search.record_.dense.to_dict()
