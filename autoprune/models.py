@@ -52,6 +52,11 @@ class ModelSpec:
                 "or a 'package.module:function' entry point."
             )
 
+    @property
+    def is_builtin(self) -> bool:
+        """Built from the zoo or torchvision's registry: no user code runs."""
+        return self.name in ZOO or self.name.startswith("torchvision:")
+
     def to_dict(self) -> dict:
         return asdict(self)
 

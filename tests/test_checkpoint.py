@@ -59,3 +59,35 @@ def test_corrupt_checkpoint_is_one_clear_error(tmp_path):
     other.write_bytes(buf.getvalue())
     with pytest.raises(AutopruneError, match="not an autoprune checkpoint"):
         load_checkpoint(other)
+
+
+CALLS: list[str] = []
+
+
+def recording_model(in_channels: int = 1, num_classes: int = 10):
+    CALLS.append("called")
+    return build_model(ModelSpec("cnn", 0.5, in_channels, num_classes))
+
+
+def test_checkpoint_never_runs_named_code_unless_trusted(tmp_path):
+    spec = ModelSpec("tests.test_checkpoint:recording_model", 1.0, 1, 10)
+    model = recording_model()
+    CALLS.clear()
+    path = save_checkpoint(model, tmp_path / "m.pt", spec, (1, 28, 28))
+    with pytest.raises(AutopruneError, match="trust_code=True"):
+        load_checkpoint(path)
+    assert CALLS == []  # refused before importing or calling anything
+    loaded = load_checkpoint(path, trust_code=True)
+    assert CALLS == ["called"]
+    x = torch.randn(2, 1, 28, 28)
+    assert torch.equal(loaded(x), model.eval()(x))
+
+
+def test_a_file_naming_os_getpid_is_refused(tmp_path):
+    obj = torch.load(save_checkpoint(build_model(ModelSpec("cnn", 0.5, 1, 10)), tmp_path / "a.pt",
+                                     ModelSpec("cnn", 0.5, 1, 10), (1, 28, 28)),
+                     weights_only=True)
+    obj["model_spec"]["name"] = "os:getpid"
+    torch.save(obj, tmp_path / "evil.pt")
+    with pytest.raises(AutopruneError, match="'os:getpid'"):
+        load_checkpoint(tmp_path / "evil.pt")

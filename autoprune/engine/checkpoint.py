@@ -81,8 +81,16 @@ def save_checkpoint(
     return path
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild a pruned model saved by :func:`save_checkpoint` (``weights_only`` load)."""
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", *,
+                    trust_code: bool = False) -> nn.Module:
+    """Rebuild a pruned model saved by :func:`save_checkpoint` (``weights_only`` load).
+
+    Args:
+        trust_code: The file names the function that builds its architecture. Built-in
+            (``vgg``, ``resnet20``...) and ``torchvision:NAME`` models are always safe; a user
+            entry point (``package.module:function``) is imported and called only when you
+            trust the file and pass ``True``.
+    """
     path = Path(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -96,6 +104,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise AutopruneError(f"{path} has checkpoint version {obj.get('version')!r}; this "
                              f"autoprune reads version {VERSION}.")
     spec = ModelSpec(**obj["model_spec"])
+    if not trust_code and not spec.is_builtin:
+        raise AutopruneError(
+            f"{path} names the model entry point {spec.name!r}: loading it would import and "
+            f"run that code. Pass trust_code=True only if you trust the file.")
     model = build_model(spec).eval()
     example = torch.zeros(1, *obj["input_size"])
     replay_pruning_history(model, obj["pruning_history"], example)

@@ -9,6 +9,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import tomllib
@@ -203,6 +204,7 @@ class StudyConfig:
     finalize: FinalizeSettings = field(default_factory=FinalizeSettings)
     seed: int = 0
     source: str = ""
+    overrides: tuple[str, ...] = ()
 
     @property
     def run_dir(self) -> Path:
@@ -213,9 +215,18 @@ class StudyConfig:
         return Path("reports") / self.name
 
     @property
+    def journal_url(self) -> str:
+        """The default storage of a study searched by several processes on one machine."""
+        return f"journal:{(self.run_dir / 'journal.log').as_posix()}"
+
+    @property
     def storage_url(self) -> str:
+        """``search.storage``; else the study's journal file if it has one (it was searched
+        with several workers); else its SQLite file."""
         if self.search.storage:
             return self.search.storage
+        if (self.run_dir / "journal.log").is_file():
+            return self.journal_url
         return f"sqlite:///{(self.run_dir / 'study.db').as_posix()}"
 
 
@@ -343,9 +354,10 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> StudyCo
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"Study file {path} does not exist (studies live in "
-                                f"{STUDIES_DIR}/*.toml).")
+                          f"{STUDIES_DIR}/*.toml).")
     try:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}.") from exc
-    return config_from_dict(apply_overrides(raw, overrides or []), path.stem, str(path))
+    cfg = config_from_dict(apply_overrides(raw, overrides or []), path.stem, str(path))
+    return dataclasses.replace(cfg, overrides=tuple(overrides or ()))

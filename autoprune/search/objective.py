@@ -6,6 +6,8 @@ trial samples the search space. Constraints are set in every trial, the skipped 
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Sequence
 
 import optuna
@@ -43,6 +45,7 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         view = TrialView(trial)
+        view.set_worker(socket.gethostname(), os.getpid())
         name = view.baseline
         policy = self.space.baseline_policy(name) if name else self.space.sample(trial)
         view.set_policy(policy)

@@ -37,6 +37,7 @@ _FINAL_DENSE = "final:dense"
 _BASELINE = "baseline"
 _POLICY = "policy"
 _ESTIMATE = "estimate"
+_WORKER = "worker"
 
 
 class _Record:
@@ -150,6 +151,11 @@ class TrialView:
         return self.trial.user_attrs[key]
 
     @property
+    def worker(self) -> dict | None:
+        """``{"host", "pid"}`` of the process that ran (or runs) the trial."""
+        return self.trial.user_attrs.get(_WORKER)
+
+    @property
     def estimate(self) -> float | None:
         return self.trial.user_attrs.get(_ESTIMATE)
 
@@ -161,6 +167,9 @@ class TrialView:
                 and all(v <= 0 for v in t.constraints.values()))
 
     # live trials
+    def set_worker(self, host: str, pid: int) -> None:
+        self.trial.set_user_attr(_WORKER, {"host": host, "pid": pid})
+
     def set_policy(self, policy: Policy) -> None:
         self.trial.set_user_attr(_POLICY, policy.to_dict())
 
@@ -245,6 +254,12 @@ class StudyRecord:
 
     def enqueue_baseline(self, name: str) -> None:
         self.study.enqueue_trial({}, user_attrs={_BASELINE: name})
+
+    def retry(self, view: TrialView) -> None:
+        """Queue a failed trial again with the same parameters (and baseline name)."""
+        attrs = {_BASELINE: view.baseline} if view.baseline else {}
+        self.study.enqueue_trial(dict(view.trial.params), user_attrs={**attrs,
+                                                                      "retry_of": view.number})
 
     def best_feasible_accuracy(self) -> float | None:
         accs = [v.accuracy for v in self.views() if v.feasible and v.accuracy is not None]

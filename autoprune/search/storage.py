@@ -35,8 +35,13 @@ def check_storage_url(url: str) -> None:
                              f"journal:PATH or postgresql://USER@HOST/DB.")
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """An Optuna storage for ``url`` (see the module docstring)."""
+def open_storage(url: str, *, heartbeat: bool = False) -> optuna.storages.BaseStorage:
+    """An Optuna storage for ``url`` (see the module docstring).
+
+    Args:
+        heartbeat: For a server database (not SQLite), let running trials beat, so that a
+            dead worker's trial is failed and retried by whichever worker notices first.
+    """
     check_storage_url(url)
     if url.startswith("journal:"):
         from optuna.storages import JournalStorage
@@ -49,8 +54,14 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     # fail fast on a locked SQLite file instead of hanging
     kwargs = {"connect_args": {"timeout": 5}} if url.startswith("sqlite") else {}
+    beat = {}
+    if heartbeat and not url.startswith("sqlite"):
+        from autoprune.search.workers import GRACE_PERIOD, HEARTBEAT_INTERVAL
+
+        beat = {"heartbeat_interval": HEARTBEAT_INTERVAL, "grace_period": GRACE_PERIOD,
+                "failed_trial_callback": optuna.storages.RetryFailedTrialCallback(3)}
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, **beat)
     except Exception as exc:  # noqa: BLE001 - every failure here is "cannot open storage"
         raise AutopruneError(f"Cannot open study storage {url!r}: "
                              f"{str(exc).splitlines()[0]}") from exc

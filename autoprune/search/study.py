@@ -19,6 +19,7 @@ from pathlib import Path
 
 import optuna
 import pandas as pd
+import torch
 from tqdm.auto import tqdm
 
 from autoprune.engine.metrics import count_macs, count_params
@@ -35,6 +36,7 @@ from autoprune.search.scoring import ProxyScorer
 from autoprune.search.sensitivity import AdditiveEstimator
 from autoprune.search.space import SearchSpace, make_space
 from autoprune.search.storage import open_storage
+from autoprune.search.workers import launch_workers, recover_dead_trials
 from autoprune.search.workspace import Workspace
 
 __all__ = ["PruneSearch", "fingerprint"]
@@ -89,7 +91,7 @@ class PruneSearch:
     def open(self) -> optuna.Study:
         """Open (or create) the study; refuse one created with other settings."""
         cfg = self.cfg
-        storage = open_storage(cfg.storage_url)
+        storage = open_storage(cfg.storage_url, heartbeat=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study = optuna.create_study(
@@ -131,30 +133,55 @@ class PruneSearch:
         space.limits = Limits.from_budget(cfg.budget, params, macs, latency_macs=cap)
         return space
 
-    def run(self) -> PruneSearch:
-        """Run (or continue) the study, confirm the front, and fill the result attributes."""
+    def _prepare(self, *, coordinator: bool) -> optuna.Study:
+        """Open the study, recover dead workers' trials, check every setting on the untrained
+        structure, then build the baseline, the dense reference, the scan, the space and the
+        scorer (the coordinator also queues the warm-start baselines, once)."""
         cfg = self.cfg
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         ws = self.ws_ = Workspace(cfg, device=self.device, progress=self.progress)
         study = self.open()
         record = self.record_
+        recover_dead_trials(study, one_process=cfg.storage_url.startswith("sqlite"))
         planned = self.plan(ws)
         if record.dense is None:
+            if not coordinator:
+                raise StudyStateError(f"Study {cfg.name!r} has not been started: run "
+                                      f"'autoprune search {cfg.source or cfg.name}' first.")
             record.set_dense(ws.measure_dense())
         scan = ws.scan(get_mode(cfg.search.mode).scan)
         self.space_ = planned.bind(ws.baseline.model, planned.limits,
                                    AdditiveEstimator(scan.table, scan.dense_acc))
         self.scorer_ = ProxyScorer(ws, record.dense.latency_ms)
-        for t in record.views((optuna.trial.TrialState.RUNNING,)):
-            if cfg.storage_url.startswith("sqlite"):  # one process: a RUNNING trial is dead
-                study.tell(t.number, state=optuna.trial.TrialState.FAIL)
-        if cfg.search.warm_start:
+        if coordinator and cfg.search.warm_start:
             present = record.baselines_present()
             for name in self.space_.baseline_names():
                 if name not in present:
                     record.enqueue_baseline(name)
-        self._optimize(study, Objective(self.space_, self.scorer_, cfg.budget, record.dense,
-                                        cfg.search.objectives, cfg.search.prefilter))
+        return study
+
+    def run(self, workers: int = 1) -> PruneSearch:
+        """Run (or continue) the study, confirm the front, and fill the result attributes.
+
+        Args:
+            workers: Processes running trials on this machine (several need a journal or
+                server storage; see :mod:`autoprune.search.workers`).
+        """
+        cfg = self.cfg
+        if workers < 1:
+            raise ConfigError(f"workers must be >= 1, got {workers}.")
+        if workers > 1 and cfg.storage_url.startswith("sqlite"):
+            raise ConfigError(f"--workers {workers} needs a storage several processes can share "
+                              f"(SQLite takes one): use --storage {cfg.journal_url} or a "
+                              f"PostgreSQL URL.")
+        study = self._prepare(coordinator=True)
+        if workers > 1:
+            codes = launch_workers(cfg, workers, device=self.device)
+            if any(codes):
+                raise StudyStateError(f"Worker processes exited with codes {codes}; the "
+                                      f"finished trials are kept, re-run to continue.")
+        else:
+            self._optimize(study)
         self.confirm()
         self._collect()
         out = cfg.run_dir
@@ -163,11 +190,24 @@ class PruneSearch:
         self.results_.to_csv(out / "trials.csv", index=False)
         return self
 
-    def _optimize(self, study: optuna.Study, objective: Objective) -> None:
+    def work(self, threads: int | None = None) -> None:
+        """Run trials of a study a coordinator started, until it has ``search.trials``; no
+        warm start, no confirmation (``autoprune worker``)."""
+        if self.cfg.storage_url.startswith("sqlite"):
+            raise ConfigError("A worker needs a storage several processes can share (SQLite "
+                              "takes one): use journal:FILE or a PostgreSQL URL.")
+        if threads:
+            torch.set_num_threads(threads)
+        self._optimize(self._prepare(coordinator=False))
+
+    def _optimize(self, study: optuna.Study) -> None:
         cfg = self.cfg
-        done = len([t for t in study.trials if t.state.is_finished()])
-        remaining = max(0, cfg.search.trials - done)
-        if not remaining:
+        objective = Objective(self.space_, self.scorer_, cfg.budget, self.record_.dense,
+                              cfg.search.objectives, cfg.search.prefilter)
+        ts = optuna.trial.TrialState
+        counted = (ts.COMPLETE, ts.PRUNED)
+        remaining = cfg.search.trials - len(study.get_trials(deepcopy=False, states=counted))
+        if remaining <= 0:
             return
         bar = tqdm(total=remaining, desc=f"search {cfg.name}", unit="trial",
                    disable=not self.progress)
@@ -178,11 +218,9 @@ class PruneSearch:
             if best is not None:
                 bar.set_postfix(best_feasible_acc=f"{best:.2f}")
 
-        # the cap counts every process's trials, so workers sharing a journal or PostgreSQL
-        # storage stop together at search.trials
-        ts = optuna.trial.TrialState
-        cap = optuna.study.MaxTrialsCallback(cfg.search.trials,
-                                             states=(ts.COMPLETE, ts.PRUNED, ts.FAIL, ts.RUNNING))
+        # the cap counts every process's trials (failed ones are retried, so they do not
+        # count), so workers sharing a storage stop together at search.trials
+        cap = optuna.study.MaxTrialsCallback(cfg.search.trials, states=(*counted, ts.RUNNING))
         try:
             study.optimize(objective, n_trials=remaining, timeout=cfg.search.timeout,
                            callbacks=[progress, cap], catch=())

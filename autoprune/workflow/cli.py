@@ -137,7 +137,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", default=None,
                    help="Optuna storage URL: sqlite:///FILE (default, one process), "
                         "journal:FILE (several processes), postgresql://...")
+    p.add_argument("--workers", type=int, default=1,
+                   help="worker processes on this machine sharing the study (default 1); "
+                        "more than one uses studies/<name>/journal.log unless --storage "
+                        "names a journal or PostgreSQL storage")
     p.set_defaults(func=_cmd_search)
+
+    p = sub.add_parser("worker", help="join a running study from this or another machine",
+                       description="Run trials of a study that 'autoprune search' started, "
+                                   "until it has search.trials; the coordinator confirms the "
+                                   "front. Across machines use a PostgreSQL storage; a "
+                                   "worker whose heart stops beating has its trial retried by "
+                                   "another.")
+    _add_study_args(p)
+    p.add_argument("--storage", required=True,
+                   help="the study's storage URL (journal:FILE or postgresql://...)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads of this worker (default: all cores)")
+    p.set_defaults(func=_cmd_worker)
 
     p = sub.add_parser("finalize", help="full fine-tune of chosen front points, TEST accuracy",
                        description="Fine-tune the chosen points (default: the best and the "
@@ -345,9 +362,26 @@ def _search_overrides(args: argparse.Namespace) -> list[str]:
 def _cmd_search(args: argparse.Namespace) -> int:
     from autoprune.search import PruneSearch
 
-    cfg = load_study(args, _search_overrides(args))
-    search = PruneSearch(cfg, device=args.device, progress=not args.quiet).run()
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {args.workers}.")
+    extra = _search_overrides(args)
+    cfg = load_study(args, extra)
+    if args.workers > 1 and args.storage is None and cfg.storage_url.startswith("sqlite") \
+            and not (cfg.run_dir / "study.db").exists():
+        cfg = load_study(args, extra + [f"search.storage={cfg.journal_url!r}"])
+    search = PruneSearch(cfg, device=args.device, progress=not args.quiet)
+    search.run(workers=args.workers)
     print(format_front(search))
+    return 0
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from autoprune.search import PruneSearch
+
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {args.threads}.")
+    cfg = load_study(args, [f"search.storage={args.storage!r}"])
+    PruneSearch(cfg, device=args.device, progress=not args.quiet).work(threads=args.threads)
     return 0
 
 

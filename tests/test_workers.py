@@ -1,0 +1,93 @@
+"""Several workers on one study, and a worker killed with SIGKILL mid-trial."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pandas as pd
+import pytest
+
+from autoprune.search.config import load_config
+from autoprune.search.record import StudyRecord, TrialView
+from autoprune.search.selection import front
+from autoprune.search.storage import open_storage
+from autoprune.search.workers import pid_alive, recover_dead_trials
+from tests.helpers import tiny_raw, to_toml
+
+
+def _study_file(in_tmp, root, name, trials=10):
+    raw = tiny_raw(root, search={"trials": trials, "sampler": "random"}, proxy={"steps": 40})
+    raw["name"] = name
+    path = in_tmp / f"{name}.toml"
+    path.write_text(to_toml(raw))
+    return path
+
+
+def _load(url, name):
+    return optuna.load_study(study_name=name, storage=open_storage(url))
+
+
+@pytest.mark.parametrize("backend", ["journal", "postgresql"])
+def test_kill_one_of_two_workers_mid_trial(backend, synthetic_idx_root, in_tmp, request):
+    name = f"crash_{backend}"
+    url = (f"journal:{in_tmp / 'studies' / name / 'journal.log'}" if backend == "journal"
+           else request.getfixturevalue("postgres_url"))
+    path = _study_file(in_tmp, synthetic_idx_root, name)
+    coordinator = subprocess.Popen([sys.executable, "-m", "autoprune", "search", str(path),
+                                    "--workers", "2", "--storage", url, "--quiet"], cwd=in_tmp)
+    killed = None
+    deadline = time.time() + 300
+    while killed is None and time.time() < deadline and coordinator.poll() is None:
+        time.sleep(0.5)
+        try:
+            study = _load(url, name)
+        except (KeyError, Exception):  # noqa: BLE001 - not created yet
+            continue
+        for t in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
+            w = TrialView(t).worker
+            if w and w["pid"] != coordinator.pid and pid_alive(w["pid"]):
+                os.kill(w["pid"], signal.SIGKILL)
+                killed = t.number
+                break
+    assert killed is not None, "no worker trial was seen running"
+    assert coordinator.wait(timeout=400) == 0
+    study = _load(url, name)
+    trials = study.get_trials()
+    states = pd.Series([t.state.name for t in trials])
+    assert (states == "COMPLETE").sum() == 10
+    assert "RUNNING" not in set(states) and "WAITING" not in set(states)
+    failed = [t.number for t in trials if t.state == optuna.trial.TrialState.FAIL]
+    assert failed == [killed]
+    retries = [t for t in trials if t.user_attrs.get("retry_of") == killed]
+    assert len(retries) == 1 and retries[0].state == optuna.trial.TrialState.COMPLETE
+    assert retries[0].params == study.trials[killed].params
+    names = [TrialView(t).baseline for t in trials if t.state.name == "COMPLETE"]
+    assert sorted(n for n in names if n) == sorted({n for n in names if n})  # each once
+    # the front written by the coordinator is the one the stored trials give
+    cfg = load_config(path, [f"search.storage={url!r}"])
+    expected = front(StudyRecord(study).results(), cfg.search.objectives)
+    written = pd.read_csv(in_tmp / "studies" / name / "pareto.csv")
+    assert written["trial"].tolist() == expected["trial"].tolist()
+    assert len(StudyRecord(study).confirmations()) >= 1
+
+
+def test_a_live_process_trial_is_never_failed(tmp_path):
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}", study_name="live")
+    trial = study.ask()
+    TrialView(trial).set_worker(__import__("socket").gethostname(), os.getppid())
+    with pytest.raises(Exception, match="being searched by process"):
+        recover_dead_trials(study, one_process=True)
+    assert recover_dead_trials(study, one_process=False) == []
+    assert study.trials[0].state == optuna.trial.TrialState.RUNNING
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    TrialView(trial).set_worker(__import__("socket").gethostname(), dead.pid)
+    assert recover_dead_trials(study, one_process=False) == [0]
+    assert study.trials[0].state == optuna.trial.TrialState.FAIL
+    assert study.trials[1].state == optuna.trial.TrialState.WAITING
+    assert study.trials[1].user_attrs["retry_of"] == 0
