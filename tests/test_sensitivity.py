@@ -123,3 +123,29 @@ def test_bad_settings():
         ScanSettings("fine", (0.0, 1.0))
     with pytest.raises(ValueError, match="'hybrid'"):
         ScanSettings("hybrid")
+
+
+def test_killed_scan_keeps_every_finished_layer(tiny, monkeypatch):
+    import autoprune.search.sensitivity as sens
+
+    model, data = tiny
+    settings = ScanSettings("fine", (0.0, 0.3, 0.7), val_limit=150, jobs=1)
+    real = sens._scan_chunk
+    seen: list[str] = []
+
+    def dies_on_third(model, data, settings, work, *a, **k):
+        seen.append(work[0][0])
+        if len(seen) == 3:
+            raise KeyboardInterrupt  # the process dies in the middle of the third layer
+        return real(model, data, settings, work, *a, **k)
+
+    monkeypatch.setattr(sens, "_scan_chunk", dies_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        sensitivity_scan(model, data, settings, progress=False)
+    seen.clear()
+    monkeypatch.setattr(sens, "_scan_chunk", lambda m, d, s, work, *a, **k: (
+        seen.append(work[0][0]), real(m, d, s, work, *a, **k))[1])
+    result = sensitivity_scan(model, data, settings, progress=False)
+    assert seen == ["features.6.weight", "fc1.weight", "fc2.weight"]  # the first two kept
+    assert len(result.table) == 5 * 3 and not result.cache_hit
+    assert sensitivity_scan(model, data, settings, progress=False).table.equals(result.table)

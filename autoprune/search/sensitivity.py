@@ -158,30 +158,61 @@ def sensitivity_scan(
     device = torch.device(device) if device is not None else default_device()
     dense_acc = evaluate(model, data, "val", limit=settings.val_limit, device=device)
     targets = _targets(model, settings, input_size)
-    work = [(t, r) for t in targets for r in settings.ratios if r > 0]
-    jobs = settings.jobs or (min(os.cpu_count() or 1, len(targets)) if device.type == "cpu"
+    # each layer's rows are kept as soon as they exist: a killed scan loses at most the
+    # layers in progress
+    parts = path.with_suffix(".parts")
+    parts.mkdir(exist_ok=True)
+    done = {t: _read_part(parts, key, t) for t in targets}
+    todo = [t for t in targets if done[t] is None or force]
+    chunks = [[(t, r) for r in settings.ratios if r > 0] for t in todo]
+    jobs = settings.jobs or (min(os.cpu_count() or 1, len(todo)) if device.type == "cpu"
                              else 1)
     if jobs > 1 and device.type == "cpu":
         from joblib import Parallel, delayed
 
-        chunks = [[w for w in work if w[0] == t] for t in targets]
-        results = list(tqdm(
-            Parallel(n_jobs=jobs, return_as="generator")(
-                delayed(_scan_chunk)(model, data, settings, chunk, "cpu", False, threads=1)
-                for chunk in chunks),
-            total=len(chunks), desc=f"scan ({settings.mode}, {jobs} processes)",
-            unit="layer", disable=not progress, leave=False))
-        rows = [row for chunk in results for row in chunk]
+        results = Parallel(n_jobs=jobs, return_as="generator")(
+            delayed(_scan_chunk)(model, data, settings, chunk, "cpu", False, threads=1)
+            for chunk in chunks)
     else:
-        rows = _scan_chunk(model, data, settings, work, device, progress)
+        results = (_scan_chunk(model, data, settings, chunk, device, False) for chunk in chunks)
+    for target, chunk_rows in tqdm(zip(todo, results), total=len(todo),
+                                   desc=f"scan ({settings.mode}, {max(jobs, 1)} process(es))",
+                                   unit="layer", disable=not progress, leave=False):
+        _write_part(parts, key, target, chunk_rows)
+        done[target] = chunk_rows
+    rows = [row for t in targets for row in done[t]]
     dense_params, dense_macs = count_nonzero(model), count_macs(model, input_size)
     rows += [[t, 0.0, dense_acc, dense_acc, dense_params, dense_macs] for t in targets]
     rows.sort(key=lambda r: (targets.index(r[0]), r[1]))
     seconds = time.perf_counter() - start
     _write_cache(path, {"key": key, "dense_acc": dense_acc, "rows": rows,
                         "checksum": _checksum(rows), "seconds": seconds})
+    for f in parts.glob("*.json"):
+        f.unlink()
+    parts.rmdir()
     return ScanResult(pd.DataFrame(rows, columns=COLUMNS), dense_acc, settings, seconds, False,
                       str(path), seconds)
+
+
+def _part_path(parts: Path, target: str) -> Path:
+    return parts / f"{hashlib.sha1(target.encode()).hexdigest()[:16]}.json"
+
+
+def _read_part(parts: Path, key: str, target: str) -> list | None:
+    path = _part_path(parts, target)
+    try:
+        entry = json.loads(path.read_text())
+        if entry["key"] == key and entry["target"] == target and \
+                entry["checksum"] == _checksum(entry["rows"]):
+            return entry["rows"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
+def _write_part(parts: Path, key: str, target: str, rows: list) -> None:
+    _write_cache(_part_path(parts, target), {"key": key, "target": target, "rows": rows,
+                                             "checksum": _checksum(rows)})
 
 
 def _targets(model: nn.Module, settings: ScanSettings, input_size) -> list[str]:
