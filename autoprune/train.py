@@ -13,6 +13,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -32,6 +33,7 @@ __all__ = [
     "train",
     "evaluate",
     "get_baseline",
+    "baseline_path",
     "recalibrate_bn",
 ]
 
@@ -250,6 +252,13 @@ class Baseline:
     cache_hit: bool
 
 
+def baseline_path(model_spec: ModelSpec, data: DataBundle, recipe: TrainRecipe) -> Path:
+    """Where the baseline of this model, data and recipe is cached (same on every machine
+    with the same data)."""
+    key = hash_key("baseline", model_spec.to_dict(), data.fingerprint, recipe.to_dict())
+    return cache_dir("baselines") / f"{model_spec.name.replace(':', '_')}-{key}.pt"
+
+
 def get_baseline(
     model_spec: ModelSpec,
     data_spec: DataSpec,
@@ -266,8 +275,7 @@ def get_baseline(
     """
     data = data if data is not None else load_data(data_spec)
     recipe = recipe or default_recipe(model_spec)
-    key = hash_key("baseline", model_spec.to_dict(), data.fingerprint, recipe.to_dict())
-    path = cache_dir("baselines") / f"{model_spec.name.replace(':', '_')}-{key}.pt"
+    path = baseline_path(model_spec, data, recipe)
     model = build_model(model_spec)
     entry = None if force else safe_torch_load(path, ("state_dict", "val_acc", "test_acc"))
     if entry is not None:

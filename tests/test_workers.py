@@ -91,3 +91,44 @@ def test_a_live_process_trial_is_never_failed(tmp_path):
     assert study.trials[0].state == optuna.trial.TrialState.FAIL
     assert study.trials[1].state == optuna.trial.TrialState.WAITING
     assert study.trials[1].user_attrs["retry_of"] == 0
+
+
+def test_a_worker_elsewhere_downloads_baseline_and_scan(synthetic_idx_root, in_tmp,
+                                                        monkeypatch, tmp_path_factory):
+    import importlib
+
+    from autoprune.search import PruneSearch
+    from autoprune.search.config import config_from_dict
+
+    url = f"journal:{in_tmp / 'shared' / 'journal.log'}"
+    raw = tiny_raw(synthetic_idx_root, search={"trials": 6, "storage": url,
+                                                "artifacts": str(in_tmp / "shared" / "art")})
+    cfg = config_from_dict(raw, "remote")
+    raw["search"]["trials"] = 8
+    PruneSearch(cfg, progress=False).run()
+    # another machine: an empty cache, and neither training nor scanning allowed
+    monkeypatch.setenv("AUTOPRUNE_CACHE", str(tmp_path_factory.mktemp("other-machine")))
+
+    def refuse(*_a, **_k):
+        raise AssertionError("the worker recomputed what it should have downloaded")
+
+    monkeypatch.setattr(importlib.import_module("autoprune.train"), "train", refuse)
+    monkeypatch.setattr(importlib.import_module("autoprune.search.sensitivity"),
+                        "_scan_chunk", refuse)
+    worker = PruneSearch(config_from_dict(raw, "remote"), progress=False)
+    worker.work()
+    study = _load(url, "remote")
+    assert len([t for t in study.trials if t.state.name == "COMPLETE"]) == 8
+
+
+def test_a_retrained_baseline_does_not_mix_with_old_trials(synthetic_idx_root, in_tmp):
+    from autoprune.search import PruneSearch
+    from autoprune.search.config import config_from_dict
+
+    raw = tiny_raw(synthetic_idx_root, search={"trials": 5})
+    search = PruneSearch(config_from_dict(raw, "retrained"), progress=False).run()
+    attrs = dict(search.study_.user_attrs["artifacts"])
+    attrs["baseline"] = {**attrs["baseline"], "hash": "0123456789abcdef"}
+    search.study_.set_user_attr("artifacts", attrs)  # as if trained with other weights
+    with pytest.raises(Exception, match="differ from the ones study 'retrained'"):
+        PruneSearch(config_from_dict(raw, "retrained"), progress=False).run()

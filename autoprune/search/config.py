@@ -71,6 +71,9 @@ class SearchSettings:
         warm_start: Enqueue the heuristic baselines first.
         prefilter: Skip the fine-tune when the scan's additive estimate is this many points
             below the best feasible proxy accuracy so far (0 disables).
+        artifacts: Where the study keeps its baseline weights and scans for workers on other
+            machines: a directory every machine can read (default ``studies/<name>/
+            artifacts``) or ``s3://bucket/prefix`` (needs boto3).
     """
 
     mode: str = "fine"
@@ -87,6 +90,7 @@ class SearchSettings:
     storage: str = ""
     warm_start: bool = True
     prefilter: float = 0.0
+    artifacts: str = ""
 
     def __post_init__(self) -> None:
         _choice("search.mode", self.mode, tuple(MODES))

@@ -35,7 +35,7 @@ from autoprune.engine.prune import channel_prune, fine_grained_prune
 from autoprune.errors import ConfigError
 from autoprune.train import default_device, evaluate, recalibrate_bn
 
-__all__ = ["ScanSettings", "ScanResult", "sensitivity_scan", "AdditiveEstimator",
+__all__ = ["ScanSettings", "ScanResult", "sensitivity_scan", "scan_path", "AdditiveEstimator",
            "DEFAULT_RATIOS"]
 
 DEFAULT_RATIOS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
@@ -103,6 +103,12 @@ def _scan_key(model: nn.Module, data: DataBundle, settings: ScanSettings,
                     list(input_size))
 
 
+def scan_path(model: nn.Module, data: DataBundle, settings: ScanSettings) -> Path:
+    """Where the scan of these weights, data and settings is cached."""
+    key = _scan_key(model.cpu(), data, settings, data.input_size)
+    return cache_dir("scans") / f"{settings.mode}-{key}.json"
+
+
 def _checksum(rows: list) -> str:
     return hashlib.sha1(json.dumps(rows, sort_keys=True).encode()).hexdigest()
 
@@ -147,7 +153,7 @@ def sensitivity_scan(
     input_size = data.input_size
     model = copy.deepcopy(model).cpu().eval()
     key = _scan_key(model, data, settings, input_size)
-    path = cache_dir("scans") / f"{settings.mode}-{key}.json"
+    path = scan_path(model, data, settings)
     start = time.perf_counter()
     entry = None if force else _read_cache(path, key)
     if entry is not None:

@@ -26,7 +26,7 @@ from autoprune.engine.metrics import count_macs, count_params
 from autoprune.engine.policy import Policy, get_mode
 from autoprune.errors import ConfigError, StudyStateError
 from autoprune.models import check_input_size
-from autoprune.search import confirmation, selection
+from autoprune.search import artifacts, confirmation, selection
 from autoprune.search.budget import Limits, objective_direction
 from autoprune.search.calibration import latency_macs_cap
 from autoprune.search.config import StudyConfig, load_config
@@ -144,12 +144,18 @@ class PruneSearch:
         record = self.record_
         recover_dead_trials(study, one_process=cfg.storage_url.startswith("sqlite"))
         planned = self.plan(ws)
+        mode = get_mode(cfg.search.mode).scan
+        if not coordinator:
+            artifacts.fetch(study, ws, mode)
+        artifacts.check_baseline(study, ws)
         if record.dense is None:
             if not coordinator:
                 raise StudyStateError(f"Study {cfg.name!r} has not been started: run "
                                       f"'autoprune search {cfg.source or cfg.name}' first.")
             record.set_dense(ws.measure_dense())
-        scan = ws.scan(get_mode(cfg.search.mode).scan)
+        scan = ws.scan(mode)
+        if coordinator:
+            artifacts.publish(study, ws, mode)
         self.space_ = planned.bind(ws.baseline.model, planned.limits,
                                    AdditiveEstimator(scan.table, scan.dense_acc))
         self.scorer_ = ProxyScorer(ws, record.dense.latency_ms)

@@ -16,8 +16,8 @@ from autoprune.engine.metrics import LatencyResult, count_macs, measure_latency,
 from autoprune.models import ModelSpec, build_model
 from autoprune.search.config import StudyConfig
 from autoprune.search.record import DenseReference
-from autoprune.search.sensitivity import ScanResult, ScanSettings, sensitivity_scan
-from autoprune.train import Baseline, default_device, get_baseline
+from autoprune.search.sensitivity import ScanResult, ScanSettings, scan_path, sensitivity_scan
+from autoprune.train import Baseline, baseline_path, default_device, get_baseline
 
 __all__ = ["Workspace"]
 
@@ -77,13 +77,24 @@ class Workspace:
                                threads=lat.threads, device=lat.device,
                                min_run_time=min_run_time or lat.min_run_time)
 
+    @property
+    def baseline_path(self):
+        """Where the baseline is cached (trained or downloaded there)."""
+        return baseline_path(self.model_spec, self.data, self.cfg.recipe)
+
+    def scan_settings(self, mode: str) -> ScanSettings:
+        return ScanSettings(mode=mode, ratios=self.cfg.scan_ratios,
+                            val_limit=self.cfg.scan_val_limit,
+                            recalibrate=self.cfg.proxy.recalibrate, jobs=self.cfg.scan_jobs)
+
+    def scan_path(self, mode: str):
+        """Where the ``mode`` scan of the baseline is cached."""
+        return scan_path(self.baseline.model, self.data, self.scan_settings(mode))
+
     def scan(self, mode: str, force: bool = False) -> ScanResult:
         """The sensitivity scan (``fine`` or ``channel``) of the baseline, cached on disk."""
         if mode not in self._scans or force:
-            settings = ScanSettings(mode=mode, ratios=self.cfg.scan_ratios,
-                                    val_limit=self.cfg.scan_val_limit,
-                                    recalibrate=self.cfg.proxy.recalibrate,
-                                    jobs=self.cfg.scan_jobs)
+            settings = self.scan_settings(mode)
             self._scans[mode] = sensitivity_scan(self.baseline.model, self.data, settings,
                                                  device=self.device, progress=self.progress,
                                                  force=force)
