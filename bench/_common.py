@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import platform
 import subprocess
 from pathlib import Path
-
-import torch
 
 OUT = Path(__file__).resolve().parent.parent / "reports" / "benchmarks"
 
 
 def machine() -> dict:
-    cpu = ""
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu or platform.processor(), "cores": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"],
-                                     capture_output=True, text=True).stdout.strip()}
+    from autoprune.workflow.bench.render import machine as describe
+
+    return {**describe(), "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"],
+                                                   capture_output=True, text=True).stdout.strip()}
 
 
 def write(name: str, result: dict, markdown: str) -> None:
