@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parent.parent / "reports" / "benchmarks"
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "reports" / "benchmarks"
+sys.path.insert(0, str(ROOT))  # the benchmarks share helpers with the tests
 
 
 def machine() -> dict:

@@ -13,50 +13,16 @@ started on a temporary directory.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import glob
 import multiprocessing as mp
 import os
-import shutil
 import socket
-import subprocess
-import tempfile
 import time
-from pathlib import Path
 
 from _common import write
 
+from tests.helpers import private_postgres
+
 BASELINES = ("uniform", "global_magnitude", "lamp", "erk", "sensitivity")
-
-
-@contextlib.contextmanager
-def postgres():
-    url = os.environ.get("AUTOPRUNE_TEST_POSTGRES")
-    if url:
-        yield url
-        return
-    bindir = Path(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))[-1]).parent
-    base = Path(tempfile.mkdtemp(prefix="autoprune-pg-"))
-    prefix = []
-    if os.geteuid() == 0:
-        shutil.chown(base, "postgres")
-        prefix = ["runuser", "-u", "postgres", "--"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-
-    def run(*cmd):
-        subprocess.run(prefix + [str(c) for c in cmd], check=True, capture_output=True)
-
-    run(bindir / "initdb", "-D", base / "data", "-A", "trust", "-U", "postgres")
-    run(bindir / "pg_ctl", "-D", base / "data", "-l", base / "log", "-w", "-o",
-        f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c max_connections=200", "start")
-    try:
-        run(bindir / "createdb", "-h", "127.0.0.1", "-p", port, "-U", "postgres", "scale")
-        yield f"postgresql://postgres@127.0.0.1:{port}/scale"
-    finally:
-        run(bindir / "pg_ctl", "-D", base / "data", "-m", "fast", "-w", "stop")
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def worker(url: str, cap: int, seconds: float) -> None:
@@ -93,7 +59,7 @@ def main() -> None:
     from autoprune.search.record import StudyRecord
     from autoprune.search.storage import open_storage
 
-    with postgres() as url:
+    with private_postgres("scale", max_connections=200) as url:
         study = optuna.create_study(study_name="scale", storage=open_storage(url),
                                     directions=["maximize", "minimize"])
         record = StudyRecord(study)

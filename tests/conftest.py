@@ -88,40 +88,10 @@ def trained_vgg():
 @pytest.fixture(scope="session")
 def postgres_url():
     """A private PostgreSQL server for the storage tests (or $AUTOPRUNE_TEST_POSTGRES)."""
-    import glob
-    import os
-    import shutil
-    import socket
-    import subprocess
-    import tempfile
+    from tests.helpers import private_postgres
 
-    url = os.environ.get("AUTOPRUNE_TEST_POSTGRES")
-    if url:
-        yield url
-        return
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not found:
-        pytest.fail("PostgreSQL server binaries are missing: run scripts/ensure_postgres.sh "
-                    "(make test does).")
-    bindir = Path(found[-1]).parent
-    base = Path(tempfile.mkdtemp(prefix="autoprune-pg-"))
-    prefix = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        shutil.chown(base, "postgres")
-        prefix = ["runuser", "-u", "postgres", "--"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-
-    def run(*cmd):
-        subprocess.run(prefix + [str(c) for c in cmd], check=True, capture_output=True)
-
-    run(bindir / "initdb", "-D", base / "data", "-A", "trust", "-U", "postgres")
-    run(bindir / "pg_ctl", "-D", base / "data", "-l", base / "log", "-w", "-o",
-        f"-p {port} -k {base} -c listen_addresses=127.0.0.1", "start")
     try:
-        run(bindir / "createdb", "-h", "127.0.0.1", "-p", port, "-U", "postgres", "autoprune")
-        yield f"postgresql://postgres@127.0.0.1:{port}/autoprune"
-    finally:
-        run(bindir / "pg_ctl", "-D", base / "data", "-m", "fast", "-w", "stop")
-        shutil.rmtree(base, ignore_errors=True)
+        with private_postgres("autoprune") as url:
+            yield url
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc))
