@@ -149,3 +149,12 @@ def test_killed_scan_keeps_every_finished_layer(tiny, monkeypatch):
     assert seen == ["features.6.weight", "fc1.weight", "fc2.weight"]  # the first two kept
     assert len(result.table) == 5 * 3 and not result.cache_hit
     assert sensitivity_scan(model, data, settings, progress=False).table.equals(result.table)
+
+
+def test_scan_processes_share_the_data_and_find_the_same(tiny):
+    model, data = tiny
+    one = sensitivity_scan(model, data, ScanSettings("fine", (0.0, 0.6), val_limit=150, jobs=1),
+                           progress=False, force=True)
+    two = sensitivity_scan(model, data, ScanSettings("fine", (0.0, 0.6), val_limit=150, jobs=2),
+                           progress=False, force=True)
+    assert two.table.equals(one.table)

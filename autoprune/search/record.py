@@ -38,6 +38,7 @@ _BASELINE = "baseline"
 _POLICY = "policy"
 _ESTIMATE = "estimate"
 _WORKER = "worker"
+_LATENCY_CAP = "latency_cap"
 
 
 class _Record:
@@ -200,6 +201,14 @@ class StudyRecord:
 
     def set_dense(self, ref: DenseReference) -> None:
         self.study.set_user_attr(_DENSE, ref.to_dict())
+
+    @property
+    def latency_cap(self) -> dict | None:
+        """The latency calibration's result (``{"structural_macs"}``), once per study."""
+        return self.study.user_attrs.get(_LATENCY_CAP)
+
+    def set_latency_cap(self, cap: dict) -> None:
+        self.study.set_user_attr(_LATENCY_CAP, cap)
 
     @property
     def fingerprint(self) -> dict | None:

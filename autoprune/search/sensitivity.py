@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import os
@@ -176,9 +177,11 @@ def sensitivity_scan(
     if jobs > 1 and device.type == "cpu":
         from joblib import Parallel, delayed
 
-        results = Parallel(n_jobs=jobs, return_as="generator")(
-            delayed(_scan_chunk)(model, data, settings, chunk, "cpu", False, threads=1)
-            for chunk in chunks)
+        # numpy arrays above max_nbytes reach the workers as one shared memory map, not as a
+        # copy per layer: the images are sent once and shared by every process
+        shared = _as_numpy(data)
+        results = Parallel(n_jobs=jobs, return_as="generator", max_nbytes="256K")(
+            delayed(_scan_chunk_shared)(model, shared, settings, chunk) for chunk in chunks)
     else:
         results = (_scan_chunk(model, data, settings, chunk, device, False) for chunk in chunks)
     for target, chunk_rows in tqdm(zip(todo, results), total=len(todo),
@@ -226,6 +229,27 @@ def _targets(model: nn.Module, settings: ScanSettings, input_size) -> list[str]:
         return [f"{r.name}.weight" for r in layer_table(model, input_size)]
     x = torch.zeros(1, *input_size)
     return [g.id for g in coupling_groups(model, x) if g.prunable]
+
+
+def _as_numpy(data: DataBundle) -> DataBundle:
+    def split(s):
+        return type(s)(s.images.numpy(), s.labels.numpy())
+
+    return dataclasses.replace(data, train=split(data.train), val=split(data.val),
+                               test=split(data.test))
+
+
+def _scan_chunk_shared(model, shared: DataBundle, settings, work) -> list[list]:
+    """A scan worker process: the data arrive as (read-only) memory maps."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # read-only maps: torch only reads them
+
+        def split(s):
+            return type(s)(torch.from_numpy(s.images), torch.from_numpy(s.labels))
+
+        data = dataclasses.replace(shared, train=split(shared.train), val=split(shared.val),
+                                   test=split(shared.test))
+    return _scan_chunk(model, data, settings, work, "cpu", False, threads=1)
 
 
 def _scan_chunk(model, data, settings, work, device, progress, threads=None) -> list[list]:

@@ -127,9 +127,15 @@ class PruneSearch:
         space.check_feasible()
         if cfg.search.sweep:
             space.check_feasible(cfg.search.floor)
-        cap = latency_macs_cap(model, x, space.channel_cost, cfg.budget,
-                               min_keep=cfg.search.min_density, settings=cfg.latency,
-                               measure=lambda m: ws.measure_latency(m).median_ms)
+        record = getattr(self, "record_", None)
+        if record is not None and record.latency_cap is not None:
+            cap = record.latency_cap["structural_macs"]  # measured once per study
+        else:
+            cap = latency_macs_cap(model, x, space.channel_cost, cfg.budget,
+                                   min_keep=cfg.search.min_density, settings=cfg.latency,
+                                   measure=lambda m: ws.measure_latency(m).median_ms)
+            if record is not None and "latency" in cfg.budget.axes():
+                record.set_latency_cap({"structural_macs": cap})
         space.limits = Limits.from_budget(cfg.budget, params, macs, latency_macs=cap)
         return space
 

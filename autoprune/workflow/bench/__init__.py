@@ -9,6 +9,7 @@ evaluation is cached, so a killed run continues where it stopped.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from dataclasses import asdict, dataclass
@@ -255,8 +256,11 @@ def _latency(search: PruneSearch, heuristics: dict, searched: list[dict],
         b = lat.batch_size if lat.batch_size in settings.latency_batches \
             else settings.latency_batches[0]
         p["latency_ratio"] = 1.0 / row[f"b{b}"]["speedup"]
-        if "latency" in budget:
-            row["meets_latency_budget"] = p["latency_ratio"] <= budget["latency"]
+        if "latency" in budget or "latency_ms" in budget:
+            ms = statistics.median(row[f"b{b}"]["point_ms"])
+            row["meets_latency_budget"] = (
+                p["latency_ratio"] <= budget.get("latency", math.inf)
+                and (ms <= budget["latency_ms"] if "latency_ms" in budget else True))
         rows.append(row)
     return {"threads": lat.threads, "device": lat.device, "batches":
             list(settings.latency_batches), "repeats": settings.latency_repeats, "rows": rows}
