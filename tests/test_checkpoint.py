@@ -91,3 +91,46 @@ def test_a_file_naming_os_getpid_is_refused(tmp_path):
     torch.save(obj, tmp_path / "evil.pt")
     with pytest.raises(AutopruneError, match="'os:getpid'"):
         load_checkpoint(tmp_path / "evil.pt")
+
+
+def test_a_save_killed_midway_leaves_no_half_written_file(tmp_path, monkeypatch):
+    import autoprune.cache as cache
+
+    model = build_model(ModelSpec("cnn", 0.5, 1, 10))
+    spec = ModelSpec("cnn", 0.5, 1, 10)
+    good = save_checkpoint(model, tmp_path / "model.pt", spec, (1, 28, 28))
+    before = good.read_bytes()
+    real_save = torch.save
+
+    def dies_midway(obj, f, *a, **k):
+        real_save(obj, f, *a, **k)
+        with open(f, "r+b") as fh:  # half of the bytes, then the process dies
+            fh.truncate(len(before) // 2)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cache.torch, "save", dies_midway)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(build_model(spec), good, spec, (1, 28, 28))
+    assert good.read_bytes() == before  # the old, complete file is still there
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]  # no temporary left over
+    monkeypatch.undo()
+    load_checkpoint(good)
+
+
+def test_export_writes_are_atomic(tmp_path, monkeypatch):
+    from autoprune.workflow import export
+
+    target = tmp_path / "policy.json"
+    target.write_text("old")
+
+    def killed(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export.os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        export._atomic_write(target, b"new")
+    monkeypatch.undo()
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == [
+        "policy.json"]
+    export._atomic_write(target, b"new")
+    assert target.read_text() == "new"

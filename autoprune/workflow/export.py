@@ -4,7 +4,7 @@ finalized pruned checkpoint, with the lines that load it."""
 from __future__ import annotations
 
 import json
-import shutil
+import os
 from pathlib import Path
 
 from autoprune.search import PruneSearch
@@ -50,9 +50,14 @@ def export_study(search: PruneSearch, *, trial: int | None = None, pick: str = "
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    shutil.move(tmp, path)
+    """Write beside ``path`` and rename: a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def _snippet(policy, out: Path, ckpt: Path) -> str:
