@@ -8,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 import time
@@ -34,6 +35,7 @@ __all__ = [
     "evaluate",
     "get_baseline",
     "baseline_path",
+    "load_weights",
     "recalibrate_bn",
 ]
 
@@ -252,11 +254,37 @@ class Baseline:
     cache_hit: bool
 
 
-def baseline_path(model_spec: ModelSpec, data: DataBundle, recipe: TrainRecipe) -> Path:
-    """Where the baseline of this model, data and recipe is cached (same on every machine
-    with the same data)."""
-    key = hash_key("baseline", model_spec.to_dict(), data.fingerprint, recipe.to_dict())
+def baseline_path(model_spec: ModelSpec, data: DataBundle, recipe: TrainRecipe,
+                  weights: str | None = None) -> Path:
+    """Where the baseline of this model, data and recipe (or these weights) is cached (the
+    same on every machine with the same data)."""
+    made = {"weights": file_hash(weights)} if weights else recipe.to_dict()
+    key = hash_key("baseline", model_spec.to_dict(), data.fingerprint, made)
     return cache_dir("baselines") / f"{model_spec.name.replace(':', '_')}-{key}.pt"
+
+
+def file_hash(path: str | Path) -> str:
+    """Content hash of a file; ConfigError when it cannot be read."""
+    try:
+        return hashlib.sha1(Path(path).read_bytes()).hexdigest()[:16]
+    except OSError as exc:
+        raise ConfigError(f"Cannot read weights file {str(path)!r}: {exc.strerror}.") from None
+
+
+def load_weights(model: nn.Module, state: dict, source: str) -> None:
+    """Load ``state`` into ``model`` exactly; ConfigError naming the first keys that do not
+    fit (``source`` names where the weights came from)."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    extra = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+              if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != v.shape]
+    if missing or extra or shapes:
+        raise ConfigError(
+            f"The weights in {source!r} do not fit the model: missing {missing[:3]}, "
+            f"unexpected {extra[:3]}, shapes differ {shapes[:3]}"
+            f"{' (and more)' if max(len(missing), len(extra), len(shapes)) > 3 else ''}.")
+    model.load_state_dict(state)
 
 
 def get_baseline(
@@ -268,14 +296,21 @@ def get_baseline(
     device: torch.device | str | None = None,
     force: bool = False,
     progress: bool = True,
+    weights: str | None = None,
+    state: dict | None = None,
 ) -> Baseline:
     """Train the dense baseline, or load it from the cache (keyed by spec, data and recipe).
 
-    A corrupted cache entry is detected and retrained, never trusted.
+    Args:
+        weights: The file of a trained model's weights: evaluated, not trained, and cached by
+            the file's content hash.
+        state: Those weights, read (``engine.checkpoint.read_state_dict``).
+
+    A corrupted cache entry is detected and recomputed, never trusted.
     """
     data = data if data is not None else load_data(data_spec)
     recipe = recipe or default_recipe(model_spec)
-    path = baseline_path(model_spec, data, recipe)
+    path = baseline_path(model_spec, data, recipe, weights)
     model = build_model(model_spec)
     entry = None if force else safe_torch_load(path, ("state_dict", "val_acc", "test_acc"))
     if entry is not None:
@@ -289,7 +324,11 @@ def get_baseline(
                         entry["test_acc"], entry["train_seconds"], str(path), True)
     seed_everything(recipe.seed)
     model = build_model(model_spec)
-    stats = train(model, data, recipe, device=device, progress=progress, desc="baseline")
+    if weights:
+        load_weights(model, state if state is not None else {}, weights)
+        stats = {"seconds": 0.0}
+    else:
+        stats = train(model, data, recipe, device=device, progress=progress, desc="baseline")
     val_acc = evaluate(model, data, "val", device=device)
     test_acc = evaluate(model, data, "test", device=device)
     model.cpu()

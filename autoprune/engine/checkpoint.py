@@ -20,7 +20,8 @@ from autoprune.engine.prune import replay_pruning_history
 from autoprune.errors import AutopruneError
 from autoprune.models import ModelSpec, build_model
 
-__all__ = ["save_checkpoint", "load_checkpoint", "pack_sparse", "unpack_sparse"]
+__all__ = ["save_checkpoint", "load_checkpoint", "read_state_dict", "pack_sparse",
+           "unpack_sparse"]
 
 FORMAT = "autoprune-checkpoint"
 VERSION = 1
@@ -116,3 +117,20 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
     model.load_state_dict(state)
     model.autoprune_meta = obj.get("meta", {})
     return model.to(map_location).eval()
+
+
+def read_state_dict(path: str | Path) -> dict:
+    """The weights in a user's file: a ``state_dict``, ``{"state_dict": ...}`` or a dense
+    autoprune checkpoint (``weights_only`` load; never runs code). AutopruneError otherwise."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's input
+        raise AutopruneError(f"{str(path)!r} is not a readable state_dict "
+                             f"({type(exc).__name__}).") from None
+    if isinstance(obj, dict) and obj.get("format") == FORMAT:
+        return load_checkpoint(path).state_dict()
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise AutopruneError(f"{str(path)!r} holds no state_dict (name -> tensor).")
+    return obj

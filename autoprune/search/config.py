@@ -209,6 +209,7 @@ class StudyConfig:
     seed: int = 0
     source: str = ""
     overrides: tuple[str, ...] = ()
+    weights: str = ""  # a trained model's state_dict: evaluated, not trained
 
     @property
     def run_dir(self) -> Path:
@@ -298,6 +299,11 @@ def config_from_dict(raw: dict[str, Any], name: str, source: str = "") -> StudyC
     # in_channels / num_classes come from the data; the data is loaded later, so assume the
     # built-in sets' values here and let the pipeline check them
     model_raw = dict(raw.get("model", {}))
+    weights = model_raw.pop("weights", "") or ""
+    if not isinstance(weights, str):
+        raise ConfigError(f"model.weights must be a file path, got {weights!r}.")
+    if weights and not Path(weights).is_file():
+        raise ConfigError(f"model.weights={weights!r} does not exist.")
     in_ch = 3 if data.name == "cifar10" else model_raw.pop("in_channels", 1)
     model = _build(ModelSpec, "model", model_raw, in_channels=in_ch,
                    num_classes=model_raw.pop("num_classes", 10))
@@ -336,6 +342,7 @@ def config_from_dict(raw: dict[str, Any], name: str, source: str = "") -> StudyC
         finalize=_build(FinalizeSettings, "finalize", raw.get("finalize", {})),
         seed=seed,
         source=source,
+        weights=weights,
     )
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", cfg.name) or not cfg.name.strip("."):
         raise ConfigError(f"Study name must use letters, digits, '.', '_' or '-', got "

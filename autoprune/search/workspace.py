@@ -12,6 +12,7 @@ from functools import cached_property
 import torch
 
 from autoprune.data import DataBundle, load_data
+from autoprune.engine.checkpoint import read_state_dict
 from autoprune.engine.metrics import LatencyResult, count_macs, measure_latency, model_size_mib
 from autoprune.models import ModelSpec, build_model
 from autoprune.search.config import StudyConfig
@@ -44,8 +45,10 @@ class Workspace:
 
     @cached_property
     def baseline(self) -> Baseline:
+        weights = self.cfg.weights or None
         base = get_baseline(self.model_spec, self.cfg.data, self.cfg.recipe, data=self.data,
-                            device=self.device, progress=self.progress)
+                            device=self.device, progress=self.progress, weights=weights,
+                            state=read_state_dict(weights) if weights else None)
         base.model.cpu().eval()
         return base
 
@@ -80,7 +83,8 @@ class Workspace:
     @property
     def baseline_path(self):
         """Where the baseline is cached (trained or downloaded there)."""
-        return baseline_path(self.model_spec, self.data, self.cfg.recipe)
+        return baseline_path(self.model_spec, self.data, self.cfg.recipe,
+                             self.cfg.weights or None)
 
     def scan_settings(self, mode: str) -> ScanSettings:
         return ScanSettings(mode=mode, ratios=self.cfg.scan_ratios,
