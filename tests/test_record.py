@@ -26,7 +26,7 @@ def test_study_state_round_trips_through_storage(tmp_path):
     rec = StudyRecord(study)
     assert rec.dense is None and rec.fingerprint is None and rec.final_dense is None
     dense = DenseReference(2.2, 37_900_000, 1.6, 0.05, 93.7, 93.6)
-    conf = Confirmation([92.1, 92.5], [1000, 1001], (2000, 5000))
+    conf = Confirmation([92.1, 92.5], [1000, 1001], (2000, 5000), seconds=12.5)
     fin = FinalPoint(3, "uniform", 88.0, 93.2, 1.1, 280_000, 18_000_000, 1.0, 0.01, 1.6, 1,
                      55.0, "studies/x/final/trial_3.pt")
     fdense = FinalDense(93.6, 93.7, 2.2, 37_900_000, 1.65, 0.02, "batch 1, 1 threads, cpu")

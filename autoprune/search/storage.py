@@ -59,7 +59,8 @@ def open_storage(url: str, *, heartbeat: bool = False) -> optuna.storages.BaseSt
         from autoprune.search.workers import GRACE_PERIOD, HEARTBEAT_INTERVAL
 
         beat = {"heartbeat_interval": HEARTBEAT_INTERVAL, "grace_period": GRACE_PERIOD,
-                "failed_trial_callback": optuna.storages.RetryFailedTrialCallback(3)}
+                "heartbeat_stale_trial_callback":
+                    optuna.storages.RetryHeartbeatStaleTrialCallback(3)}
     try:
         return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, **beat)
     except Exception as exc:  # noqa: BLE001 - every failure here is "cannot open storage"
