@@ -219,6 +219,17 @@ class StudyConfig:
     def report_dir(self) -> Path:
         return Path("reports") / self.name
 
+    def fingerprint(self) -> dict:
+        """The settings a study's trials depend on; a study refuses to mix trials across
+        them."""
+        s, p = self.search, self.proxy
+        return {"model": self.model.to_dict(), "data": repr(self.data),
+                "recipe": self.recipe.to_dict(), "mode": s.mode, "objectives": list(s.objectives),
+                "budget": self.budget.items(),
+                "space": [s.space, s.prior, s.perturbation, s.sweep, s.floor, s.min_density],
+                "proxy": [p.steps, p.lr, p.batch_size, p.val_limit, p.recalibrate, p.seed],
+                "latency": repr(self.latency)}
+
     @property
     def journal_url(self) -> str:
         """The default storage of a study searched by several processes on one machine."""

@@ -20,26 +20,24 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
-from autoprune.engine.metrics import count_macs, count_params
 from autoprune.engine.policy import Policy, get_mode
 from autoprune.errors import ConfigError, StudyStateError
-from autoprune.models import check_input_size
 from autoprune.search import artifacts, confirmation, selection
-from autoprune.search.budget import Limits, objective_direction
-from autoprune.search.calibration import latency_macs_cap
+from autoprune.search.budget import objective_direction
 from autoprune.search.config import StudyConfig, load_config
 from autoprune.search.objective import Objective
+from autoprune.search.optimize import optimize
+from autoprune.search.plan import plan_space
 from autoprune.search.record import StudyRecord
 from autoprune.search.scoring import ProxyScorer
 from autoprune.search.sensitivity import AdditiveEstimator
-from autoprune.search.space import SearchSpace, make_space
+from autoprune.search.space import SearchSpace
 from autoprune.search.storage import open_storage
 from autoprune.search.workers import launch_workers, recover_dead_trials
 from autoprune.search.workspace import Workspace
 
-__all__ = ["PruneSearch", "fingerprint"]
+__all__ = ["PruneSearch"]
 
 _SAMPLERS = {
     "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed, multivariate=True,
@@ -47,16 +45,6 @@ _SAMPLERS = {
     "nsga2": lambda seed: optuna.samplers.NSGAIISampler(seed=seed, population_size=12),
     "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
 }
-
-
-def fingerprint(cfg: StudyConfig) -> dict:
-    """The settings a study's trials depend on; a study refuses to mix trials across them."""
-    s, p = cfg.search, cfg.proxy
-    return {"model": cfg.model.to_dict(), "data": repr(cfg.data), "recipe": cfg.recipe.to_dict(),
-            "mode": s.mode, "objectives": list(s.objectives), "budget": cfg.budget.items(),
-            "space": [s.space, s.prior, s.perturbation, s.sweep, s.floor, s.min_density],
-            "proxy": [p.steps, p.lr, p.batch_size, p.val_limit, p.recalibrate, p.seed],
-            "latency": repr(cfg.latency)}
 
 
 class PruneSearch:
@@ -98,7 +86,7 @@ class PruneSearch:
                 study_name=cfg.name, storage=storage, sampler=_SAMPLERS[cfg.search.sampler](
                     cfg.seed), directions=[objective_direction(o) for o in cfg.search.objectives],
                 load_if_exists=True)
-            record, fp = StudyRecord(study), fingerprint(cfg)
+            record, fp = StudyRecord(study), cfg.fingerprint()
             if record.fingerprint is None:
                 record.set_fingerprint(fp)
                 study.set_metric_names(list(cfg.search.objectives))
@@ -113,31 +101,9 @@ class PruneSearch:
         return study
 
     def plan(self, ws: Workspace) -> SearchSpace:
-        """The search space on the untrained structure, checked before any training: the
-        budget is feasible, and a latency budget is calibrated on the study's device."""
-        cfg, model, x = self.cfg, ws.structure(), ws.example_input()
-        n_val = len(ws.data.val)
-        if cfg.proxy.val_limit >= n_val and cfg.proxy.confirm_seeds and cfg.proxy.confirm_val:
-            raise ConfigError(f"proxy.val_limit={cfg.proxy.val_limit} leaves no validation "
-                              f"images for confirmation (the split has {n_val}).")
-        check_input_size(model, ws.model_spec, ws.input_size)
-        params, macs = count_params(model), count_macs(model, ws.input_size)
-        space = make_space(model, x, cfg.search, Limits.from_budget(cfg.budget, params, macs),
-                           model_dict=ws.model_spec.to_dict())
-        space.check_feasible()
-        if cfg.search.sweep:
-            space.check_feasible(cfg.search.floor)
-        record = getattr(self, "record_", None)
-        if record is not None and record.latency_cap is not None:
-            cap = record.latency_cap["structural_macs"]  # measured once per study
-        else:
-            cap = latency_macs_cap(model, x, space.channel_cost, cfg.budget,
-                                   min_keep=cfg.search.min_density, settings=cfg.latency,
-                                   measure=lambda m: ws.measure_latency(m).median_ms)
-            if record is not None and "latency" in cfg.budget.axes():
-                record.set_latency_cap({"structural_macs": cap})
-        space.limits = Limits.from_budget(cfg.budget, params, macs, latency_macs=cap)
-        return space
+        """The search space on the untrained structure, every setting checked before any
+        training (see :func:`autoprune.search.plan.plan_space`)."""
+        return plan_space(self.cfg, ws, getattr(self, "record_", None))
 
     def _prepare(self, *, coordinator: bool) -> optuna.Study:
         """Open the study, recover dead workers' trials, check every setting on the untrained
@@ -216,28 +182,7 @@ class PruneSearch:
         cfg = self.cfg
         objective = Objective(self.space_, self.scorer_, cfg.budget, self.record_.dense,
                               cfg.search.objectives, cfg.search.prefilter)
-        ts = optuna.trial.TrialState
-        counted = (ts.COMPLETE, ts.PRUNED)
-        remaining = cfg.search.trials - len(study.get_trials(deepcopy=False, states=counted))
-        if remaining <= 0:
-            return
-        bar = tqdm(total=remaining, desc=f"search {cfg.name}", unit="trial",
-                   disable=not self.progress)
-
-        def progress(st: optuna.Study, _trial) -> None:
-            bar.update(1)
-            best = StudyRecord(st).best_feasible_accuracy()
-            if best is not None:
-                bar.set_postfix(best_feasible_acc=f"{best:.2f}")
-
-        # the cap counts every process's trials (failed ones are retried, so they do not
-        # count), so workers sharing a storage stop together at search.trials
-        cap = optuna.study.MaxTrialsCallback(cfg.search.trials, states=(*counted, ts.RUNNING))
-        try:
-            study.optimize(objective, n_trials=remaining, timeout=cfg.search.timeout,
-                           callbacks=[progress, cap], catch=())
-        finally:
-            bar.close()
+        optimize(study, objective, cfg, progress=self.progress)
 
     def confirm(self) -> pd.DataFrame:
         """Re-score the front's candidates with fresh seeds (see

@@ -1,0 +1,46 @@
+"""Planning a study before any training: every setting that the untrained structure and the
+data can check is checked here, and a latency budget is calibrated on the study's device (once
+per study: the result is kept in its record)."""
+
+from __future__ import annotations
+
+from autoprune.engine.metrics import count_macs, count_params
+from autoprune.errors import ConfigError
+from autoprune.models import check_input_size
+from autoprune.search.budget import Limits
+from autoprune.search.calibration import latency_macs_cap
+from autoprune.search.config import StudyConfig
+from autoprune.search.record import StudyRecord
+from autoprune.search.space import SearchSpace, make_space
+from autoprune.search.workspace import Workspace
+
+__all__ = ["plan_space"]
+
+
+def plan_space(cfg: StudyConfig, ws: Workspace, record: StudyRecord | None = None
+               ) -> SearchSpace:
+    """The search space on the untrained structure: the validation split leaves images for
+    confirmation, the model takes the data's inputs, the budget and the sweep's floor are
+    feasible, and a latency budget has become a structural-MACs cap."""
+    model, x = ws.structure(), ws.example_input()
+    n_val = len(ws.data.val)
+    if cfg.proxy.val_limit >= n_val and cfg.proxy.confirm_seeds and cfg.proxy.confirm_val:
+        raise ConfigError(f"proxy.val_limit={cfg.proxy.val_limit} leaves no validation "
+                          f"images for confirmation (the split has {n_val}).")
+    check_input_size(model, ws.model_spec, ws.input_size)
+    params, macs = count_params(model), count_macs(model, ws.input_size)
+    space = make_space(model, x, cfg.search, Limits.from_budget(cfg.budget, params, macs),
+                       model_dict=ws.model_spec.to_dict())
+    space.check_feasible()
+    if cfg.search.sweep:
+        space.check_feasible(cfg.search.floor)
+    if record is not None and record.latency_cap is not None:
+        cap = record.latency_cap["structural_macs"]  # measured once per study
+    else:
+        cap = latency_macs_cap(model, x, space.channel_cost, cfg.budget,
+                               min_keep=cfg.search.min_density, settings=cfg.latency,
+                               measure=lambda m: ws.measure_latency(m).median_ms)
+        if record is not None and "latency" in cfg.budget.axes():
+            record.set_latency_cap({"structural_macs": cap})
+    space.limits = Limits.from_budget(cfg.budget, params, macs, latency_macs=cap)
+    return space
