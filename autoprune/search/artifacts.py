@@ -79,12 +79,13 @@ def check_baseline(study: optuna.Study, ws: Workspace) -> str:
     return h
 
 
-def publish(study: optuna.Study, ws: Workspace, scan_mode: str) -> None:
-    """Upload the baseline and the scan once (coordinator)."""
+def publish(study: optuna.Study, ws: Workspace, scan_mode: str, baseline_hash: str) -> None:
+    """Upload the baseline (weights hash from :func:`check_baseline`) and the scan once
+    (coordinator)."""
     cfg = ws.cfg
     rec = _recorded(study)
     store = None
-    items = {"baseline": (ws.baseline_path, check_baseline(study, ws)),
+    items = {"baseline": (ws.baseline_path, baseline_hash),
              f"scan:{scan_mode}": (Path(ws.scan(scan_mode).path), None)}
     for name, (path, h) in items.items():
         if name in rec:

@@ -106,7 +106,10 @@ def _scan_key(model: nn.Module, data: DataBundle, settings: ScanSettings,
 
 def scan_path(model: nn.Module, data: DataBundle, settings: ScanSettings) -> Path:
     """Where the scan of these weights, data and settings is cached."""
-    key = _scan_key(model.cpu(), data, settings, data.input_size)
+    return _cache_file(settings, _scan_key(model, data, settings, data.input_size))
+
+
+def _cache_file(settings: ScanSettings, key: str) -> Path:
     return cache_dir("scans") / f"{settings.mode}-{key}.json"
 
 
@@ -154,7 +157,7 @@ def sensitivity_scan(
     input_size = data.input_size
     model = copy.deepcopy(model).cpu().eval()
     key = _scan_key(model, data, settings, input_size)
-    path = scan_path(model, data, settings)
+    path = _cache_file(settings, key)
     start = time.perf_counter()
     entry = None if force else _read_cache(path, key)
     if entry is not None:

@@ -119,7 +119,7 @@ class PruneSearch:
         mode = get_mode(cfg.search.mode).scan
         if not coordinator:
             artifacts.fetch(study, ws, mode)
-        artifacts.check_baseline(study, ws)
+        baseline_hash = artifacts.check_baseline(study, ws)
         if record.dense is None:
             if not coordinator:
                 raise StudyStateError(f"Study {cfg.name!r} has not been started: run "
@@ -127,7 +127,7 @@ class PruneSearch:
             record.set_dense(ws.measure_dense())
         scan = ws.scan(mode)
         if coordinator:
-            artifacts.publish(study, ws, mode)
+            artifacts.publish(study, ws, mode, baseline_hash)
         self.space_ = planned.bind(ws.baseline.model, planned.limits,
                                    AdditiveEstimator(scan.table, scan.dense_acc))
         self.scorer_ = ProxyScorer(ws, record.dense.latency_ms)
