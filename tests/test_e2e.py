@@ -58,6 +58,19 @@ model = load_checkpoint(sys.argv[2])
 print(json.dumps({"acc": evaluate(model, load_data(cfg.data), "test", device="cpu")}))
 """
 
+ORT_ACCURACY = """
+import json, sys
+import numpy as np, onnxruntime as ort
+from autoprune import load_data
+from autoprune.search.config import load_config
+data = load_data(load_config(sys.argv[1]).data)
+session = ort.InferenceSession(sys.argv[2], providers=["CPUExecutionProvider"])
+hits = 0
+for x, y in data.loader("test", batch_size=500):
+    hits += int((session.run(None, {"input": x.numpy()})[0].argmax(1) == y.numpy()).sum())
+print(json.dumps({"acc": 100.0 * hits / len(data.test)}))
+"""
+
 
 @pytest.fixture
 def e2e_study(tmp_path, monkeypatch, fmnist):
@@ -105,6 +118,18 @@ def test_search_finalize_report_export_reload(e2e_study, tmp_path, capsys):
                           capture_output=True, text=True, check=True, cwd=tmp_path)
     reloaded = json.loads(proc.stdout.strip().splitlines()[-1])["acc"]
     assert abs(reloaded - reported) <= 0.1
+
+    # deployment formats: each file loaded back and compared on real test images
+    assert main(["export", study, "--quiet", "--format", "onnx,torchscript,pt2"]) == 0
+    out = capsys.readouterr().out
+    assert "onnx, opset 18: max |output - PyTorch output|" in out
+    checks = json.loads((exp / "export_checks.json").read_text())
+    assert [c["fmt"] for c in checks] == ["onnx", "torchscript", "pt2"]
+    assert all(c["max_abs_diff"] < 1e-3 and c["inputs"] == 64 for c in checks)
+    proc = subprocess.run([sys.executable, "-c", ORT_ACCURACY, study, str(exp / "model.onnx")],
+                          capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert abs(json.loads(proc.stdout.strip().splitlines()[-1])["acc"] - reported) <= 0.1
+    assert main(["export", study, "--quiet", "--format", "onnx,tflite"]) == 2
 
     assert main(["export", study, "--pick", "smallest", "--max-drop", "50", "--quiet",
                  "--out", str(tmp_path / "small")]) == 0

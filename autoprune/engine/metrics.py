@@ -149,8 +149,11 @@ def measure_latency(
     threads: int | None = None,
     device: str | torch.device | None = None,
     min_run_time: float = 0.5,
+    backend: str = "torch",
 ) -> LatencyResult:
-    """Median forward latency in ms via :class:`torch.utils.benchmark.Timer`.
+    """Median forward latency in ms via :class:`torch.utils.benchmark.Timer` (eager PyTorch),
+    or of the model exported to ONNX and run by ONNX Runtime on the CPU
+    (``backend="onnxruntime"``, see :func:`autoprune.engine.deploy.onnx_latency`).
 
     The model is deep-copied and put in eval mode; the original is untouched.
     """
@@ -158,6 +161,17 @@ def measure_latency(
 
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}.")
+    if backend == "onnxruntime":
+        from autoprune.engine.deploy import onnx_latency
+
+        if device is not None and torch.device(device).type != "cpu":
+            raise ValueError(f"the onnxruntime latency backend runs on the CPU, got device "
+                             f"{device}.")
+        return onnx_latency(model, input_size, batch_size=batch_size,
+                            threads=threads or torch.get_num_threads(),
+                            min_run_time=min_run_time)
+    if backend != "torch":
+        raise ValueError(f"latency backend must be 'torch' or 'onnxruntime', got {backend!r}.")
     dev = torch.device(device) if device is not None else (
         next(model.parameters(), torch.empty(0)).device
     )
@@ -199,8 +213,8 @@ class SpeedupResult:
 
 def measure_speedup(reference: nn.Module, model: nn.Module, input_size: tuple[int, ...], *,
                     repeats: int = 3, batch_size: int = 1, threads: int | None = None,
-                    device: str | torch.device | None = None, min_run_time: float = 0.5
-                    ) -> SpeedupResult:
+                    device: str | torch.device | None = None, min_run_time: float = 0.5,
+                    backend: str = "torch") -> SpeedupResult:
     """Time ``reference`` and ``model`` alternately, ``repeats`` times each, under the same
     conditions: drifts of a shared machine hit both, so their ratio is the figure to trust."""
     if repeats <= 0:
@@ -209,7 +223,7 @@ def measure_speedup(reference: nn.Module, model: nn.Module, input_size: tuple[in
     for _ in range(repeats):
         for m, out in ((reference, ref_ms), (model, model_ms)):
             lat = measure_latency(m, input_size, batch_size=batch_size, threads=threads,
-                                  device=device, min_run_time=min_run_time)
+                                  device=device, min_run_time=min_run_time, backend=backend)
             out.append(lat.median_ms)
     return SpeedupResult(ref_ms, model_ms, batch_size, lat.threads, lat.device)
 

@@ -153,12 +153,18 @@ class ProxySettings:
 
 @dataclass(frozen=True)
 class LatencySettings:
-    """How latency is measured: target device, batch size and threads."""
+    """How latency is measured: target device, batch size, threads and runtime.
+
+    Args:
+        backend: ``torch`` (eager PyTorch, on ``device``) or ``onnxruntime`` (the model
+            exported to ONNX and run by ONNX Runtime on the CPU; needs ``autoprune[onnx]``).
+    """
 
     device: str = "cpu"
     batch_size: int = 1
     threads: int = 1
     min_run_time: float = 0.3
+    backend: str = "torch"
 
     def __post_init__(self) -> None:
         if self.batch_size <= 0 or self.threads <= 0 or not self.min_run_time > 0:
@@ -167,6 +173,14 @@ class LatencySettings:
         if not re.fullmatch(r"cpu|cuda(:[0-9]+)?", str(self.device)):
             raise ConfigError(f"latency.device must be cpu, cuda or cuda:N, got "
                               f"{self.device!r}.")
+        _choice("latency.backend", self.backend, ("torch", "onnxruntime"))
+        if self.backend == "onnxruntime":
+            if self.device != "cpu":
+                raise ConfigError(f"latency.backend = 'onnxruntime' runs on the CPU: set "
+                                  f"latency.device = 'cpu', got {self.device!r}.")
+            from autoprune.engine.deploy import require_onnx
+
+            require_onnx()
 
 
 @dataclass(frozen=True)

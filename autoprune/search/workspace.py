@@ -78,7 +78,8 @@ class Workspace:
         lat = self.cfg.latency
         return measure_latency(model, self.input_size, batch_size=lat.batch_size,
                                threads=lat.threads, device=lat.device,
-                               min_run_time=min_run_time or lat.min_run_time)
+                               min_run_time=min_run_time or lat.min_run_time,
+                               backend=lat.backend)
 
     @property
     def baseline_path(self):

@@ -187,6 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-drop", type=float, default=None,
                    help="with --pick smallest: largest accuracy drop from dense, in points")
     p.add_argument("--out", default=None, help="directory (default: reports/<study>/export)")
+    p.add_argument("--format", default="pt",
+                   help="comma-separated: pt (autoprune checkpoint, always written), onnx "
+                        "(opset 18, needs autoprune[onnx]), torchscript, pt2 (torch.export); "
+                        "each file is loaded back and compared with the PyTorch model on 64 "
+                        "test images (default: pt)")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("bench", help="does the search beat the heuristics? fronts vs fronts",
@@ -448,11 +453,24 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     if args.max_drop is not None and args.pick != "smallest":
         raise ConfigError("--max-drop goes with --pick smallest.")
+    from autoprune.engine.deploy import FORMATS, require_onnx
+
+    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise ConfigError(f"--format takes a comma-separated list of {list(FORMATS)}, got "
+                          f"{args.format!r}.")
+    if "onnx" in formats:
+        require_onnx()
     info = export_study(_load_search(args), trial=args.trial, pick=args.pick,
-                        max_drop=args.max_drop, out_dir=args.out)
+                        max_drop=args.max_drop, out_dir=args.out, formats=formats)
     print(f"exported trial {info['trial']} (test accuracy {info['test_acc']:.2f} %):")
     for f in info["files"]:
         print(f"  {f}")
+    for c in info["checks"]:
+        opset = f", opset {c['opset']}" if c["opset"] else ""
+        print(f"  {c['fmt']}{opset}: max |output - PyTorch output| = {c['max_abs_diff']:.2e} "
+              f"on {c['inputs']} test images")
     print("load it with:\n" + "\n".join("  " + line for line in info["snippet"].splitlines()))
     return 0
 

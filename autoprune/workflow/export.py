@@ -7,6 +7,9 @@ import json
 import os
 from pathlib import Path
 
+from autoprune.engine.checkpoint import load_checkpoint
+from autoprune.engine.deploy import FORMATS, export_model, require_onnx
+from autoprune.errors import ConfigError
 from autoprune.search import PruneSearch
 from autoprune.workflow.finalize import final_checkpoint, finalize
 
@@ -14,16 +17,24 @@ __all__ = ["export_study"]
 
 
 def export_study(search: PruneSearch, *, trial: int | None = None, pick: str = "best",
-                 max_drop: float | None = None, out_dir: str | Path | None = None) -> dict:
+                 max_drop: float | None = None, out_dir: str | Path | None = None,
+                 formats: tuple[str, ...] = ("pt",)) -> dict:
     """Write a study's chosen policy and pruned checkpoint.
 
     Files: ``policy.json``; ``sparsity_dict.json`` (weight FQN -> sparsity, fine / hybrid);
     ``channel_ratios.json`` (group id -> fraction of channels pruned, channel / hybrid);
-    ``model.pt`` (the finalized, fine-tuned pruned model; finalized first if needed).
+    ``model.pt`` (the finalized, fine-tuned pruned model; finalized first if needed); and per
+    extra format ``model.onnx`` / ``model.ts.pt`` / ``model.pt2``, each loaded back and checked
+    against the PyTorch model on 64 real test images (``checks``: max abs difference).
 
     Returns:
-        ``{"trial", "files", "test_acc", "snippet"}``.
+        ``{"trial", "files", "test_acc", "snippet", "checks"}``.
     """
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise ConfigError(f"export formats must be among {list(FORMATS)}, got {list(formats)}.")
+    if "onnx" in formats:
+        require_onnx()
     record = search.record_
     if trial is None:
         trial = search.pick_trial(pick, max_drop=max_drop)
@@ -45,7 +56,20 @@ def export_study(search: PruneSearch, *, trial: int | None = None, pick: str = "
         _atomic_write(path, text.encode())
     ckpt = out / "model.pt"
     _atomic_write(ckpt, final_checkpoint(search, trial).read_bytes())
-    return {"trial": trial, "files": [str(f) for f in [*files, ckpt]],
+    written = [*files, ckpt]
+    checks = []
+    extra = [f for f in dict.fromkeys(formats) if f != "pt"]
+    if extra:
+        # the study's own finalized file: its architecture is the study's, already trusted
+        model = load_checkpoint(ckpt, trust_code=True)
+        inputs = next(iter(search.ws_.data.loader("test", batch_size=64)))[0]
+        for fmt in extra:
+            check = export_model(model, out / f"model{FORMATS[fmt]}", inputs, fmt=fmt)
+            checks.append(check.to_dict())
+            written.append(Path(check.path))
+    if checks:
+        _atomic_write(out / "export_checks.json", json.dumps(checks, indent=2).encode())
+    return {"trial": trial, "files": [str(f) for f in written], "checks": checks,
             "test_acc": final.test_acc, "snippet": _snippet(policy, out, ckpt)}
 
 

@@ -248,7 +248,7 @@ def _latency(search: PruneSearch, heuristics: dict, searched: list[dict],
             r = measure_speedup(dense_model, model, ws.input_size,
                                 repeats=settings.latency_repeats, batch_size=batch,
                                 threads=lat.threads, device=lat.device,
-                                min_run_time=settings.min_run_time)
+                                min_run_time=settings.min_run_time, backend=lat.backend)
             row[f"b{batch}"] = {"speedup": r.speedup, "speedups": r.speedups,
                                 "dense_ms": r.reference_ms, "point_ms": r.model_ms,
                                 "speedup_per_mac_reduction": r.speedup / row["macs_reduction"]}
