@@ -26,6 +26,7 @@ demo: install
 
 test: install
 	bash scripts/ensure_postgres.sh
+	bash scripts/ensure_chromium.sh
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 

@@ -101,7 +101,11 @@ def test_search_finalize_report_export_reload(e2e_study, tmp_path, capsys):
         assert (rep / name).is_file(), name
     page = (rep / "report.html").read_text()
     assert page.count("<table>") == 2 and page.count("<tr>") >= 6
-    assert page.count("data:image/png;base64,") >= 6 and "<td>uniform</td>" in page
+    # Pareto plots interactive (drawn by the page's script from its JSON), scan plots and
+    # weight histograms embedded as PNGs
+    assert page.count('class="ap-plot"') == 3
+    assert page.count('<script type="application/json">') == 3
+    assert page.count("data:image/png;base64,") >= 3 and "<td>uniform</td>" in page
     md = (rep / "report.md").read_text()
     assert "| dense |" in md and "uniform" in md
 

@@ -17,6 +17,7 @@ from autoprune.search.budget import AXES
 from autoprune.workflow.finalize import final_checkpoint, finalized_frame
 from autoprune.workflow.report.document import Document
 from autoprune.workflow.report.figures import plot_weight_histograms, save_scan_plots
+from autoprune.workflow.report.interactive import plot_spec
 from autoprune.workflow.report.pareto import ParetoPlotData, draw_pareto, pareto_plot_data
 
 __all__ = ["ParetoPlotData", "pareto_plot_data", "draw_pareto", "final_table", "write_report"]
@@ -51,8 +52,9 @@ def write_report(search: PruneSearch, out_dir: Path | None = None,
     cfg, ws, record = search.cfg, search.ws_, search.record_
     out = Path(out_dir or cfg.report_dir)
     out.mkdir(parents=True, exist_ok=True)
-    images = [draw_pareto(pareto_plot_data(search, a), out / f"pareto_{a}.png",
-                          f"{cfg.name}: accuracy vs {a}") for a in AXES]
+    pareto_images = [draw_pareto(pareto_plot_data(search, a), out / f"pareto_{a}.png",
+                                 f"{cfg.name}: accuracy vs {a}") for a in AXES]
+    images = []
     mode = get_mode(cfg.search.mode).scan
     scan = ws.scan(mode)
     images += save_scan_plots(scan.table, scan.dense_acc, ws.baseline.model, out, mode)
@@ -89,7 +91,12 @@ def write_report(search: PruneSearch, out_dir: Path | None = None,
                   "search did not select on.")
     doc.table(list(front.columns), front.values.tolist(),
               empty="_No confirmed feasible point yet._")
-    doc.heading("Plots", 2)
+    doc.heading("Pareto plots", 2)
+    doc.paragraph("In report.html: hover a point for its trial, accuracy ± std, size, MACs, "
+                  "latency and per-layer ratios; click it for its policy JSON.")
+    for axis, p in zip(AXES, pareto_images):
+        doc.interactive(plot_spec(search, axis), p)
+    doc.heading("Scan and weights", 2)
     for p in images:
         doc.figure(p)
     (out / "report.md").write_text(doc.to_markdown())

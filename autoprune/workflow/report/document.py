@@ -20,7 +20,7 @@ import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Document", "Heading", "Paragraph", "Table", "Figure", "format_cell"]
+__all__ = ["Document", "Heading", "Paragraph", "Table", "Figure", "Interactive", "format_cell"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,15 @@ class Table:
 @dataclass(frozen=True)
 class Figure:
     path: Path
+
+
+@dataclass(frozen=True)
+class Interactive:
+    """An interactive plot in HTML (``spec`` from :func:`~.interactive.plot_spec`); Markdown
+    shows the static ``fallback`` image instead."""
+
+    spec: dict
+    fallback: Path
 
 
 def format_cell(v) -> str:
@@ -77,6 +86,10 @@ class Document:
         self.blocks.append(Figure(Path(path)))
         return self
 
+    def interactive(self, spec: dict, fallback: Path) -> Document:
+        self.blocks.append(Interactive(spec, Path(fallback)))
+        return self
+
     def to_markdown(self) -> str:
         """Markdown; figures link to their file names (the PNGs sit beside the report)."""
         out = []
@@ -93,11 +106,15 @@ class Document:
                 lines += ["| " + " | ".join(format_cell(v) for v in r) + " |" for r in b.rows]
                 out.append("\n".join(lines))
             else:
-                out.append(f"![{b.path.stem}]({b.path.name})")
+                path = b.fallback if isinstance(b, Interactive) else b.path
+                out.append(f"![{path.stem}]({path.name})")
         return "\n\n".join(out) + "\n"
 
     def to_html(self) -> str:
-        """One self-contained page: images embedded, no external resources."""
+        """One self-contained page: images embedded, interactive plots drawn by an inline
+        script, no external resources."""
+        from autoprune.workflow.report.interactive import SCRIPT, STYLE, spec_json
+
         body = []
         for b in self.blocks:
             if isinstance(b, Heading):
@@ -112,6 +129,13 @@ class Document:
                 rows = "".join("<tr>" + "".join(f"<td>{html.escape(format_cell(v))}</td>"
                                                 for v in r) + "</tr>" for r in b.rows)
                 body.append(f"<table><tr>{head}</tr>{rows}</table>")
+            elif isinstance(b, Interactive):
+                body.append(f'<div class="ap-plot" id="plot-{html.escape(b.spec["axis"])}">'
+                            f'<script type="application/json">{spec_json(b.spec)}</script>'
+                            f'<div class="ap-legend"></div><div class="ap-canvas">'
+                            f'<div class="ap-tip"></div></div>'
+                            f'<pre class="ap-policy">Click a point to see its policy.</pre>'
+                            f'</div>')
             else:
                 data = base64.b64encode(b.path.read_bytes()).decode()
                 name = html.escape(b.path.name)
@@ -122,6 +146,10 @@ class Document:
                  "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
                  "th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee}"
                  "figure{margin:1.5em 0}")
+        interactive = any(isinstance(b, Interactive) for b in self.blocks)
+        if interactive:
+            style += STYLE
+            body.append(f"<script>{SCRIPT}</script>")
         return (f"<!doctype html><html><head><meta charset='utf-8'><title>"
                 f"{html.escape(self.title)}</title><style>{style}</style></head><body>"
                 f"{''.join(body)}</body></html>")
