@@ -1,9 +1,13 @@
-"""Datasets as in-memory tensors, deterministic splits and a fast batch loader.
+"""Datasets, deterministic splits and a fast batch loader.
 
-Every data set is materialised once as a uint8 (or float) tensor ``N x C x H x W`` plus int64
-labels; batches are cut, normalised and augmented in torch, with no per-image PIL decode.
-The validation split is carved out of the training set under a seed; the test split is
-kept apart for final numbers only.
+The built-in sets (Fashion-MNIST, MNIST, CIFAR-10) are materialised once as a uint8 tensor
+``N x C x H x W`` plus int64 labels (:class:`ArraySplit`); ``imagefolder:PATH`` and entry-point
+data sets are streamed (:class:`StreamSplit`): images are decoded, resized and padded per item
+by torchvision transforms in :class:`torch.utils.data.DataLoader` worker processes, so a data
+set larger than memory works (``data.stream = false`` materialises them instead). Either way
+batches are normalised and augmented (training only) in torch by the same code, so a streamed
+and a materialised copy of one data set give identical batches. The validation split is carved
+out of the training set under a seed; the test split is kept apart for final numbers only.
 
 Example:
     >>> bundle = load_data(DataSpec("fashion-mnist", pad_to=32))      # doctest: +SKIP
@@ -27,7 +31,8 @@ import torch
 
 from autoprune.errors import ConfigError, DataNotFoundError
 
-__all__ = ["DataSpec", "ArraySplit", "DataBundle", "Loader", "load_data", "DEBIAN_FASHION_MNIST"]
+__all__ = ["DataSpec", "ArraySplit", "StreamSplit", "DataBundle", "Loader", "load_data",
+           "DEBIAN_FASHION_MNIST"]
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 _IDX_FILES = {
@@ -57,6 +62,11 @@ class DataSpec:
         image_size: Resize for ``imagefolder`` data (square side).
         train_limit: Keep only the first N training images (after the validation split);
             for quick tests, ``None`` keeps all.
+        stream: ``imagefolder`` / entry-point data: read images from their files batch by
+            batch (True, the default) or load them all into memory first (False). The
+            built-in sets are always in memory.
+        workers: DataLoader worker processes decoding streamed images (0: in the main
+            process).
     """
 
     name: str = "fashion-mnist"
@@ -67,8 +77,13 @@ class DataSpec:
     augment: str = "flip"
     image_size: int = 32
     train_limit: int | None = None
+    stream: bool = True
+    workers: int = 2
 
     def __post_init__(self) -> None:
+        if self.workers < 0 or self.image_size <= 0:
+            raise ConfigError(f"data.workers must be >= 0 and data.image_size positive, got "
+                              f"{self.workers}, {self.image_size}.")
         if self.augment not in _AUGMENTS:
             raise ConfigError(f"augment must be one of {_AUGMENTS}, got {self.augment!r}.")
         if self.val_size < 0:
@@ -105,6 +120,77 @@ class ArraySplit:
         end = len(self) if n is None else start + n
         return ArraySplit(self.images[start:end], self.labels[start:end])
 
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(int(v) for v in self.images.shape[1:])
+
+
+class _Items(torch.utils.data.Dataset):
+    """A user's data set seen as ``(uint8 or float C x H x W tensor, int label)`` items, padded
+    to ``pad_to``: what a :class:`StreamSplit` reads. Picklable for worker processes."""
+
+    def __init__(self, dataset, pad_to: int | None = None) -> None:
+        self.dataset = dataset
+        self.pad_to = pad_to
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int):
+        x, y = self.dataset[int(i)]
+        if not isinstance(x, torch.Tensor):
+            from torchvision.transforms.functional import pil_to_tensor
+
+            x = pil_to_tensor(x) if hasattr(x, "mode") else torch.as_tensor(np.asarray(x))
+        if x.ndim == 2:
+            x = x[None]
+        if self.pad_to is not None:
+            x = _pad_to(x[None], self.pad_to)[0]
+        return x, int(y)
+
+    def label(self, i: int) -> int:
+        targets = getattr(self.dataset, "targets", None)
+        return int(targets[i]) if targets is not None else int(self.dataset[int(i)][1])
+
+
+@dataclass
+class StreamSplit:
+    """One split of a data set read from its files on demand: the items ``indices`` of
+    ``items``. Behaves like :class:`ArraySplit` for the loader (``len``, ``subset``)."""
+
+    items: _Items
+    indices: torch.Tensor
+    workers: int = 2
+
+    def __len__(self) -> int:
+        return int(self.indices.shape[0])
+
+    def subset(self, n: int | None, start: int = 0) -> StreamSplit:
+        if start == 0 and (n is None or n >= len(self)):
+            return self
+        if start >= len(self):
+            raise ConfigError(f"start={start} is beyond the split's {len(self)} images.")
+        end = len(self) if n is None else start + n
+        return StreamSplit(self.items, self.indices[start:end], self.workers)
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return torch.tensor([self.items.label(int(i)) for i in self.indices], dtype=torch.int64)
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(int(v) for v in self.items[int(self.indices[0])][0].shape)
+
+    def batches(self, order: torch.Tensor, batch_size: int):
+        """``(images, labels)`` batches of the split's positions ``order``, decoded by
+        DataLoader workers, in order."""
+        chunks = [self.indices[order[s:s + batch_size]].tolist()
+                  for s in range(0, len(order), batch_size)]
+        loader = torch.utils.data.DataLoader(self.items, batch_sampler=chunks,
+                                             num_workers=self.workers,
+                                             persistent_workers=False)
+        yield from loader
+
 
 @dataclass
 class DataBundle:
@@ -122,11 +208,11 @@ class DataBundle:
 
     @property
     def in_channels(self) -> int:
-        return int(self.train.images.shape[1])
+        return self.input_size[0]
 
     @property
     def input_size(self) -> tuple[int, int, int]:
-        c, h, w = self.train.images.shape[1:]
+        c, h, w = self.train.sample_shape
         return int(c), int(h), int(w)
 
     def split(self, which: str) -> ArraySplit:
@@ -185,6 +271,7 @@ class Loader:
             raise ConfigError(f"batch_size must be positive, got {batch_size}.")
         self.split = split
         self.batch_size = batch_size
+        self.streamed = isinstance(split, StreamSplit)
         self.shuffle = shuffle
         self.augment = augment
         self.seed = seed
@@ -201,13 +288,15 @@ class Loader:
         self.epoch += 1
         n = len(self.split)
         order = torch.randperm(n, generator=gen) if self.shuffle else torch.arange(n)
-        for start in range(0, n, self.batch_size):
-            idx = order[start : start + self.batch_size]
-            x = self.split.images[idx]
+        if self.streamed:
+            raw = self.split.batches(order, self.batch_size)
+        else:
+            raw = ((self.split.images[idx], self.split.labels[idx])
+                   for idx in order.split(self.batch_size))
+        for x, y in raw:
             x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
             x = self._augment(x, gen)
             x = (x - self._mean) / self._std
-            y = self.split.labels[idx]
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
     def _augment(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -245,43 +334,103 @@ def load_data(spec: DataSpec) -> DataBundle:
     elif spec.name == "cifar10":
         (tr_x, tr_y), (te_x, te_y) = _load_cifar10(spec.root)
         num_classes = 10
-    elif spec.name.startswith("imagefolder:"):
-        (tr_x, tr_y), (te_x, te_y), num_classes = _load_imagefolder(
-            spec.name.split(":", 1)[1], spec.image_size
-        )
     else:
-        (tr_x, tr_y), (te_x, te_y), num_classes = _load_entry_point(spec.name)
+        if spec.name.startswith("imagefolder:"):
+            train_ds, test_ds, num_classes = _imagefolder(spec.name.split(":", 1)[1],
+                                                          spec.image_size)
+        else:
+            train_ds, test_ds, num_classes = _entry_point(spec.name)
+        items = (_Items(train_ds, spec.pad_to), _Items(test_ds, spec.pad_to))
+        if spec.stream:
+            return _stream_bundle(spec, *items, num_classes)
+        (tr_x, tr_y), (te_x, te_y) = _materialise(items[0]), _materialise(items[1])
+        return _bundle(spec, tr_x, tr_y, te_x, te_y, num_classes)
 
     if spec.pad_to is not None:
         tr_x, te_x = _pad_to(tr_x, spec.pad_to), _pad_to(te_x, spec.pad_to)
+    return _bundle(spec, tr_x, tr_y, te_x, te_y, num_classes)
 
-    n = tr_x.shape[0]
+
+#: Training images the normalisation statistics are computed on (the first ones).
+_STATS_SAMPLE = 20000
+
+
+def _split_indices(spec: DataSpec, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validation and training positions in the training set, under the split's seed."""
     if spec.val_size >= n:
         raise ConfigError(f"val_size={spec.val_size} leaves no training images out of {n}.")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(spec.seed))
     val_idx, train_idx = perm[: spec.val_size], perm[spec.val_size :]
     if spec.train_limit is not None:
         train_idx = train_idx[: spec.train_limit]
+    return val_idx, train_idx
+
+
+def _stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    sample = images.float() / (255.0 if images.dtype == torch.uint8 else 1.0)
+    mean = tuple(round(float(v), 4) for v in sample.mean(dim=(0, 2, 3)))
+    std = tuple(round(float(v), 4) for v in sample.std(dim=(0, 2, 3)).clamp_min(1e-3))
+    return mean, std
+
+
+def _bundle(spec, tr_x, tr_y, te_x, te_y, num_classes) -> DataBundle:
+    val_idx, train_idx = _split_indices(spec, tr_x.shape[0])
     train = ArraySplit(tr_x[train_idx], tr_y[train_idx])
     val = ArraySplit(tr_x[val_idx], tr_y[val_idx])
     test = ArraySplit(te_x, te_y)
-
-    scale = 255.0 if train.images.dtype == torch.uint8 else 1.0
-    sample = train.images[:20000].float() / scale
-    mean = tuple(round(float(v), 4) for v in sample.mean(dim=(0, 2, 3)))
-    std = tuple(round(float(v), 4) for v in sample.std(dim=(0, 2, 3)).clamp_min(1e-3))
+    mean, std = _stats(train.images[:_STATS_SAMPLE])
     bundle = DataBundle(spec.name, train, val, test, num_classes, mean, std, spec.augment)
-    bundle.fingerprint = _fingerprint(spec, bundle)
-    return bundle
-
-
-def _fingerprint(spec: DataSpec, bundle: DataBundle) -> str:
     h = hashlib.sha1()
     for split in (bundle.train, bundle.val, bundle.test):
         h.update(split.images.contiguous().numpy().tobytes())
         h.update(split.labels.numpy().tobytes())
     h.update(repr((spec.val_size, spec.seed, spec.pad_to, spec.augment)).encode())
-    return h.hexdigest()[:16]
+    bundle.fingerprint = h.hexdigest()[:16]
+    return bundle
+
+
+def _stream_bundle(spec: DataSpec, train_items: _Items, test_items: _Items,
+                   num_classes: int) -> DataBundle:
+    """Splits that read their images on demand; statistics over the same first training
+    images as the in-memory path, so both give the same batches."""
+    val_idx, train_idx = _split_indices(spec, len(train_items))
+    train = StreamSplit(train_items, train_idx, spec.workers)
+    val = StreamSplit(train_items, val_idx, spec.workers)
+    test = StreamSplit(test_items, torch.arange(len(test_items)), spec.workers)
+    first = train.subset(_STATS_SAMPLE)
+    sums, total = None, 0
+    for x, _ in first.batches(torch.arange(len(first)), 512):
+        x = x.double() / (255.0 if x.dtype == torch.uint8 else 1.0)
+        part = torch.stack([x.sum(dim=(0, 2, 3)), (x * x).sum(dim=(0, 2, 3))])
+        sums = part if sums is None else sums + part
+        total += x.shape[0] * x.shape[2] * x.shape[3]
+    mean_t = sums[0] / total
+    std_t = ((sums[1] - total * mean_t ** 2) / (total - 1)).clamp_min(0).sqrt()
+    mean = tuple(round(float(v), 4) for v in mean_t)
+    std = tuple(round(float(v), 4) for v in std_t.float().clamp_min(1e-3))
+    bundle = DataBundle(spec.name, train, val, test, num_classes, mean, std, spec.augment)
+    h = hashlib.sha1()
+    for items in (train_items, test_items):
+        h.update(_describe(items.dataset).encode())
+    h.update(repr((spec.val_size, spec.seed, spec.pad_to, spec.augment, spec.image_size,
+                   spec.train_limit)).encode())
+    bundle.fingerprint = h.hexdigest()[:16]
+    return bundle
+
+
+def _describe(dataset) -> str:
+    """What identifies a streamed data set without reading every image: the files (path
+    relative to the root, size, class) of an ImageFolder; else the length and a hash of a few
+    items."""
+    samples = getattr(dataset, "samples", None)
+    root = getattr(dataset, "root", "")
+    if samples is not None:
+        return repr([(os.path.relpath(p, root), os.path.getsize(p), y) for p, y in samples])
+    h = hashlib.sha1(str(len(dataset)).encode())
+    for i in sorted({0, len(dataset) // 2, len(dataset) - 1}):
+        x, y = dataset[i]
+        h.update(np.asarray(x).tobytes() + str(y).encode())
+    return h.hexdigest()
 
 
 def _pad_to(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -413,7 +562,9 @@ def _read_cifar_dir(d: Path):
     return read([f"data_batch_{i}" for i in range(1, 6)]), read(["test_batch"])
 
 
-def _load_imagefolder(path: str, size: int):
+def _imagefolder(path: str, size: int):
+    """``train/`` and ``test/`` (or ``val/``) ImageFolder data sets, each image resized to
+    ``size`` x ``size`` and converted to a uint8 tensor when read."""
     from torchvision import datasets, transforms
 
     base = Path(path)
@@ -424,28 +575,30 @@ def _load_imagefolder(path: str, size: int):
             "folder per class."
         )
     tf = transforms.Compose([transforms.Resize((size, size)), transforms.PILToTensor()])
-
-    def read(d: Path):
-        ds = datasets.ImageFolder(str(d), transform=tf)
-        xs = torch.stack([ds[i][0] for i in range(len(ds))])
-        return xs, torch.tensor(ds.targets, dtype=torch.int64), len(ds.classes)
-
-    tr_x, tr_y, k = read(base / "train")
-    te_x, te_y, _ = read(test_dir)
-    return (tr_x, tr_y), (te_x, te_y), k
+    train = datasets.ImageFolder(str(base / "train"), transform=tf)
+    test = datasets.ImageFolder(str(test_dir), transform=tf)
+    if train.classes != test.classes:
+        raise DataNotFoundError(f"ImageFolder data at {base}: train/ has classes "
+                                f"{train.classes[:5]}..., {test_dir.name}/ has "
+                                f"{test.classes[:5]}...; they must be the same.")
+    return train, test, len(train.classes)
 
 
-def _load_entry_point(target: str):
-    fn = resolve_entry_point(target)
-    train_ds, test_ds = fn()
+def _entry_point(target: str):
+    """A user's ``(train_dataset, test_dataset)``; the class count is ``len(classes)`` when
+    the training set has ``classes``, else read from the labels (``targets`` if present, else
+    every item: slow for a large set, so give it ``classes`` or ``targets``)."""
+    train_ds, test_ds = resolve_entry_point(target)()
+    classes = getattr(train_ds, "classes", None)
+    if classes is not None:
+        return train_ds, test_ds, len(classes)
+    labels = [_Items(ds).label(i) for ds in (train_ds, test_ds) for i in range(len(ds))]
+    return train_ds, test_ds, max(labels) + 1
 
-    def materialise(ds):
-        xs, ys = zip(*(ds[i] for i in range(len(ds))), strict=True)
-        x = torch.stack([torch.as_tensor(v) for v in xs])
-        return x, torch.as_tensor(ys, dtype=torch.int64)
 
-    tr, te = materialise(train_ds), materialise(test_ds)
-    return tr, te, int(max(tr[1].max(), te[1].max())) + 1
+def _materialise(items: _Items) -> tuple[torch.Tensor, torch.Tensor]:
+    xs, ys = zip(*(items[i] for i in range(len(items))), strict=True)
+    return torch.stack(xs), torch.as_tensor(ys, dtype=torch.int64)
 
 
 def resolve_entry_point(target: str):

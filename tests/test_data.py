@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import dataclasses
 import gzip
 
+import numpy as np
 import pytest
 import torch
 
@@ -128,3 +130,84 @@ def tiny_datasets():
 def test_user_entry_point_datasets():
     data = load_data(DataSpec("tests.test_data:tiny_datasets", val_size=5, pad_to=None))
     assert data.num_classes == 3 and len(data.train) == 15 and data.input_size == (1, 8, 8)
+
+
+def _png_folder(root, images, labels, split):
+    from PIL import Image
+
+    for i, (img, y) in enumerate(zip(images, labels)):
+        d = root / split / f"class_{int(y)}"
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img.numpy()).save(d / f"{i:05d}.png")
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_streamed_imagefolder_matches_in_memory(tmp_path, synthetic_idx_root, workers):
+    """The same PNG folder streamed through DataLoader workers and loaded into memory gives
+    the same splits, statistics and batches (shuffled, augmented training batches included)."""
+    src = load_data(DataSpec("fashion-mnist", root=str(synthetic_idx_root), val_size=0 + 1))
+    _png_folder(tmp_path, src.train.images[:90, 0], src.train.labels[:90], "train")
+    _png_folder(tmp_path, src.test.images[:30, 0], src.test.labels[:30], "test")
+    spec = dict(name=f"imagefolder:{tmp_path}", val_size=20, image_size=20, pad_to=24,
+                augment="flip+crop")
+    streamed = load_data(DataSpec(**spec, workers=workers))
+    memory = load_data(DataSpec(**spec, stream=False))
+    from autoprune.data import ArraySplit, StreamSplit
+
+    assert isinstance(streamed.train, StreamSplit) and isinstance(memory.train, ArraySplit)
+    assert streamed.input_size == memory.input_size == (3, 24, 24)
+    assert streamed.num_classes == memory.num_classes
+    assert [len(s) for s in (streamed.train, streamed.val, streamed.test)] == [70, 20, 30]
+    assert np.allclose(streamed.mean, memory.mean, atol=2e-4)
+    assert np.allclose(streamed.std, memory.std, atol=2e-4)
+    streamed.mean, streamed.std = memory.mean, memory.std  # rounding of the 4th decimal
+    for which, kw in (("train", {"seed": 3}), ("val", {}), ("test", {"limit": 25, "start": 2})):
+        a = list(streamed.loader(which, 16, **kw))
+        b = list(memory.loader(which, 16, **kw))
+        assert len(a) == len(b) > 1
+        for (xa, ya), (xb, yb) in zip(a, b):
+            assert torch.equal(ya, yb) and torch.allclose(xa, xb, atol=1e-6)
+    assert torch.equal(streamed.val.labels, memory.val.labels)
+
+
+def test_streamed_data_trains_and_evaluates(tmp_path, synthetic_idx_root):
+    from autoprune.models import ModelSpec, build_model
+    from autoprune.train import evaluate
+
+    src = load_data(DataSpec("fashion-mnist", root=str(synthetic_idx_root), val_size=1))
+    _png_folder(tmp_path, src.train.images[:60, 0], src.train.labels[:60], "train")
+    pick = torch.cat([torch.nonzero(src.test.labels == k)[:2, 0] for k in range(10)])
+    _png_folder(tmp_path, src.test.images[pick, 0], src.test.labels[pick], "test")
+    streamed = load_data(DataSpec(f"imagefolder:{tmp_path}", val_size=10, image_size=16,
+                                  workers=1))
+    memory = load_data(DataSpec(f"imagefolder:{tmp_path}", val_size=10, image_size=16,
+                                stream=False))
+    memory.mean, memory.std = streamed.mean, streamed.std
+    model = build_model(ModelSpec("cnn", width=0.25, in_channels=3,
+                                  num_classes=streamed.num_classes)).eval()
+    assert evaluate(model, streamed, "test", device="cpu") == \
+        evaluate(model, memory, "test", device="cpu")
+
+
+def test_scan_in_processes_reads_streamed_data(tmp_path, synthetic_idx_root):
+    """A channel scan in 2 joblib processes over a streamed image folder gives the numbers
+    of a scan in one process over the same folder loaded into memory."""
+    from autoprune.models import ModelSpec, build_model
+    from autoprune.search.sensitivity import ScanSettings, sensitivity_scan
+
+    src = load_data(DataSpec("fashion-mnist", root=str(synthetic_idx_root), val_size=1))
+    _png_folder(tmp_path / "f", src.train.images[:80, 0], src.train.labels[:80], "train")
+    _png_folder(tmp_path / "f", src.train.images[80:160, 0], src.train.labels[80:160], "test")
+    kw = dict(name=f"imagefolder:{tmp_path / 'f'}", val_size=30, image_size=16)
+    streamed = load_data(DataSpec(**kw))
+    memory = load_data(DataSpec(**kw, stream=False))
+    memory.mean, memory.std, memory.fingerprint = streamed.mean, streamed.std, "memory"
+    torch.manual_seed(0)
+    model = build_model(ModelSpec("cnn", width=0.25, in_channels=3, num_classes=10)).eval()
+    s = ScanSettings(mode="channel", ratios=(0.0, 0.5), val_limit=30, recalibrate=32)
+    a = sensitivity_scan(model, streamed, dataclasses.replace(s, jobs=2), device="cpu",
+                         progress=False)
+    b = sensitivity_scan(model, memory, dataclasses.replace(s, jobs=1), device="cpu",
+                         progress=False)
+    assert a.table["accuracy"].tolist() == b.table["accuracy"].tolist()
+    assert len(a.table) >= 4

@@ -29,7 +29,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from autoprune.cache import cache_dir, hash_key, hash_state_dict
-from autoprune.data import DataBundle
+from autoprune.data import DataBundle, StreamSplit
 from autoprune.engine.groups import coupling_groups
 from autoprune.engine.metrics import count_macs, count_nonzero, layer_table
 from autoprune.engine.prune import channel_prune, fine_grained_prune
@@ -235,7 +235,11 @@ def _targets(model: nn.Module, settings: ScanSettings, input_size) -> list[str]:
 
 
 def _as_numpy(data: DataBundle) -> DataBundle:
+    """In-memory splits as numpy arrays (joblib shares them as memory maps); streamed splits
+    as they are (each scan process reads the files itself, without DataLoader workers)."""
     def split(s):
+        if isinstance(s, StreamSplit):
+            return dataclasses.replace(s, workers=0)
         return type(s)(s.images.numpy(), s.labels.numpy())
 
     return dataclasses.replace(data, train=split(data.train), val=split(data.val),
@@ -248,6 +252,8 @@ def _scan_chunk_shared(model, shared: DataBundle, settings, work) -> list[list]:
         warnings.simplefilter("ignore", UserWarning)  # read-only maps: torch only reads them
 
         def split(s):
+            if isinstance(s, StreamSplit):
+                return s
             return type(s)(torch.from_numpy(s.images), torch.from_numpy(s.labels))
 
         data = dataclasses.replace(shared, train=split(shared.train), val=split(shared.val),
