@@ -48,3 +48,34 @@ def test_weights_that_do_not_fit_name_the_keys(synthetic_idx_root, in_tmp):
     raw["model"]["weights"] = str(in_tmp / "missing.pt")
     with pytest.raises(ConfigError, match="does not exist"):
         config_from_dict(raw, "wide")
+
+
+def test_torchvision_weights_by_name_resolve_to_hub_cache(tmp_path, monkeypatch):
+    """``weights = "DEFAULT"`` (or an enum name) on a torchvision model is torch hub's cached
+    file; offline with no cached copy, one sentence says where to put it."""
+    import torchvision
+
+    from autoprune.search.config import config_from_dict
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    raw = {"model": {"name": "torchvision:resnet18", "weights": "DEFAULT"},
+           "data": {"name": "cifar10"}, "budget": {"size": 0.5}}
+    entry = torchvision.models.ResNet18_Weights.DEFAULT
+    cached = tmp_path / "torch" / "hub" / "checkpoints" / entry.url.rsplit("/", 1)[1]
+
+    def offline(*args, **kwargs):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    with pytest.raises(ConfigError, match=r"Cannot download torchvision weights .* place it at "
+                                          + str(cached).replace(".", r"\.")):
+        config_from_dict(raw, "tv")
+    cached.parent.mkdir(parents=True)
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), cached)
+    assert config_from_dict(raw, "tv").weights == str(cached)
+    raw["model"]["weights"] = "ResNet18_Weights.IMAGENET1K_V1"
+    assert config_from_dict(raw, "tv").weights == str(cached)
+    raw["model"]["weights"] = "IMAGENET9K"
+    with pytest.raises(ConfigError, match="neither a file nor one of resnet18's torchvision "
+                                          "weights"):
+        config_from_dict(raw, "tv")

@@ -311,6 +311,35 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
+def torchvision_weights_file(model: str, weights: str) -> Path:
+    """The local file of torchvision's ``weights`` (``DEFAULT`` or an enum name such as
+    ``IMAGENET1K_V1``) for ``model``: torch hub's cached copy, downloaded first when missing
+    (needs the internet once; afterwards it works offline)."""
+    import torch
+    import torchvision
+
+    try:
+        enum = torchvision.models.get_model_weights(model)
+    except (ValueError, KeyError) as exc:
+        raise ConfigError(f"Unknown torchvision model {model!r}: {exc}") from None
+    key = weights.split(".")[-1]
+    try:
+        entry = enum.DEFAULT if key == "DEFAULT" else enum[key]
+    except KeyError:
+        raise ConfigError(f"model.weights={weights!r} is neither a file nor one of "
+                          f"{model}'s torchvision weights {['DEFAULT', *enum.__members__]}."
+                          ) from None
+    path = Path(torch.hub.get_dir()) / "checkpoints" / Path(entry.url).name
+    if not path.is_file():
+        try:
+            torch.hub.load_state_dict_from_url(entry.url, progress=True, check_hash=True)
+        except Exception as exc:  # noqa: BLE001 - no network, proxy, disk: the user's setup
+            raise ConfigError(f"Cannot download torchvision weights {entry} from {entry.url} "
+                              f"({type(exc).__name__}): download it once where the internet "
+                              f"is reachable and place it at {path}.") from None
+    return path
+
+
 def config_from_dict(raw: dict[str, Any], name: str, source: str = "") -> StudyConfig:
     unknown = sorted(set(raw) - _SECTIONS - _TOP)
     if unknown:
@@ -328,7 +357,10 @@ def config_from_dict(raw: dict[str, Any], name: str, source: str = "") -> StudyC
     if not isinstance(weights, str):
         raise ConfigError(f"model.weights must be a file path, got {weights!r}.")
     if weights and not Path(weights).is_file():
-        raise ConfigError(f"model.weights={weights!r} does not exist.")
+        model_name = str(model_raw.get("name", ""))
+        if not model_name.startswith("torchvision:"):
+            raise ConfigError(f"model.weights={weights!r} does not exist.")
+        weights = str(torchvision_weights_file(model_name.split(":", 1)[1], weights))
     in_ch = 3 if data.name == "cifar10" else model_raw.pop("in_channels", 1)
     model = _build(ModelSpec, "model", model_raw, in_channels=in_ch,
                    num_classes=model_raw.pop("num_classes", 10))

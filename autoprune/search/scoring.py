@@ -70,7 +70,8 @@ def _recipe(ws: Workspace, seed: int, *, steps: int | None = None, epochs: int |
             lr: float) -> TrainRecipe:
     return TrainRecipe(epochs=epochs or 1, steps=steps, batch_size=ws.cfg.proxy.batch_size,
                        lr=lr, schedule="cosine", weight_decay=ws.cfg.recipe.weight_decay,
-                       seed=seed)
+                       seed=seed, precision=ws.cfg.recipe.precision,
+                       channels_last=ws.cfg.recipe.channels_last)
 
 
 class ProxyScorer:

@@ -26,6 +26,7 @@ from autoprune.search.config import StudyConfig
 from autoprune.search.record import StudyRecord, TrialView
 
 __all__ = ["pid_alive", "recover_dead_trials", "launch_workers", "threads_per_worker",
+           "worker_devices",
            "HEARTBEAT_INTERVAL", "GRACE_PERIOD"]
 
 HEARTBEAT_INTERVAL = 10
@@ -95,9 +96,8 @@ def launch_workers(cfg: StudyConfig, workers: int, *, device: str | None = None,
            "--storage", cfg.storage_url, "--threads", str(threads_per_worker(workers))]
     for o in cfg.overrides:
         cmd += ["--set", o]
-    if device:
-        cmd += ["--device", device]
-    procs = [subprocess.Popen(cmd) for _ in range(workers)]
+    cmds = [cmd + (["--device", d] if d else []) for d in worker_devices(workers, device)]
+    procs = [subprocess.Popen(c) for c in cmds]
     codes, restarts = [0] * workers, [0] * workers
     while any(p is not None for p in procs):
         time.sleep(poll)
@@ -113,8 +113,21 @@ def launch_workers(cfg: StudyConfig, workers: int, *, device: str | None = None,
                 study = optuna.load_study(study_name=cfg.name,
                                           storage=open_storage(cfg.storage_url))
                 recover_dead_trials(study, one_process=False)
-                procs[i] = subprocess.Popen(cmd)
+                procs[i] = subprocess.Popen(cmds[i])
     return codes
+
+
+def worker_devices(workers: int, device: str | None) -> list[str | None]:
+    """The device of each worker: with ``cuda`` (or no device, CUDA present) and several
+    GPUs, worker ``i`` gets ``cuda:i`` (round robin); an explicit ``cuda:N`` or ``cpu`` is
+    given to every worker as is."""
+    import torch
+
+    wants_cuda = device == "cuda" or (device is None and torch.cuda.is_available())
+    count = torch.cuda.device_count() if wants_cuda else 0
+    if count > 1:
+        return [f"cuda:{i % count}" for i in range(workers)]
+    return [device] * workers
 
 
 def _needs_trials(cfg: StudyConfig) -> bool:
