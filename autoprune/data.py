@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from autoprune.cache import release_heap
 from autoprune.errors import ConfigError, DataNotFoundError
 
 __all__ = ["DataSpec", "ArraySplit", "StreamSplit", "DataBundle", "Loader", "load_data",
@@ -404,6 +405,7 @@ def _stream_bundle(spec: DataSpec, train_items: _Items, test_items: _Items,
         part = torch.stack([x.sum(dim=(0, 2, 3)), (x * x).sum(dim=(0, 2, 3))])
         sums = part if sums is None else sums + part
         total += x.shape[0] * x.shape[2] * x.shape[3]
+    release_heap()  # the pass's freed batches back to the OS
     mean_t = sums[0] / total
     std_t = ((sums[1] - total * mean_t ** 2) / (total - 1)).clamp_min(0).sqrt()
     mean = tuple(round(float(v), 4) for v in mean_t)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import optuna
 from tqdm.auto import tqdm
 
+from autoprune.cache import release_heap
 from autoprune.search.config import StudyConfig
 from autoprune.search.objective import Objective
 from autoprune.search.record import StudyRecord
@@ -25,6 +26,7 @@ def optimize(study: optuna.Study, objective: Objective, cfg: StudyConfig, *,
                disable=not progress)
 
     def report(st: optuna.Study, _trial) -> None:
+        release_heap()  # the trial's freed memory back to the OS: RSS stays flat
         bar.update(1)
         best = StudyRecord(st).best_feasible_accuracy()
         if best is not None:
