@@ -72,6 +72,13 @@ def test_report_loads_without_console_errors_and_draws_every_plot(report):
     assert shown and int(shown.group(1)) == trial
     stored = json.loads(search.results_.set_index("trial").loc[trial, "policy"])
     assert json.loads(shown.group(2).replace("&quot;", '"')) == stored
+    # the hover path: the tooltip is shown with the trial's numbers and ratios
+    tip = re.search(r'<div class="ap-tip" style="display: block;[^"]*">(.*?)</div></div>',
+                    dom, re.S)
+    assert tip, dom[-3000:]
+    row = search.results_.set_index("trial").loc[trial]
+    assert f"<td>{trial}" in tip.group(1) and f"{row['size_mib']:.4f} MiB" in tip.group(1)
+    assert "keep: " in tip.group(1) and f"{row['latency_ms']:.3f} ms" in tip.group(1)
 
 
 def test_report_screenshot_shows_the_plot(report, tmp_path):

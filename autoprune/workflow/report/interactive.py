@@ -3,8 +3,9 @@ script that draws it as SVG, with a tooltip on hover (trial, baseline, accuracy 
 MACs, latency, per-layer ratios) and the policy JSON on click. No external resources: the
 page works offline and from a file.
 
-The script also honours ``#select=N`` in the page's address (selects trial ``N`` on load), so a
-headless browser can check the click path without driving a mouse.
+The script also honours ``#select=N`` in the page's address: on load it sends trial ``N``'s
+point a ``mouseenter`` and a ``click`` event, so a headless browser can check the hover and
+click paths without driving a mouse.
 """
 
 from __future__ import annotations
@@ -198,9 +199,10 @@ SCRIPT = r"""
     });
     box.querySelector(".ap-canvas").appendChild(svg);
     const m = /select=(\d+)/.exec(location.hash);
-    if (m) {
+    if (m) {  // as if the mouse went over trial N's point and clicked it
       const hit = marks.find(pm => String(pm[0].trial) === m[1]);
-      if (hit) select(hit[0], hit[1]);
+      if (hit) for (const type of ["mouseenter", "click"])
+        hit[1].dispatchEvent(new MouseEvent(type, {clientX: 10, clientY: 10}));
     }
     box.dataset.drawn = String(marks.length);
   }
