@@ -400,9 +400,10 @@ def _stream_bundle(spec: DataSpec, train_items: _Items, test_items: _Items,
     test = StreamSplit(test_items, torch.arange(len(test_items)), spec.workers)
     first = train.subset(_STATS_SAMPLE)
     sums, total = None, 0
-    for x, _ in first.batches(torch.arange(len(first)), 512):
-        x = x.double() / (255.0 if x.dtype == torch.uint8 else 1.0)
-        part = torch.stack([x.sum(dim=(0, 2, 3)), (x * x).sum(dim=(0, 2, 3))])
+    for x, _ in first.batches(torch.arange(len(first)), 64):
+        x = x.float() / (255.0 if x.dtype == torch.uint8 else 1.0)
+        part = torch.stack([x.sum(dim=(0, 2, 3), dtype=torch.float64),
+                            (x * x).sum(dim=(0, 2, 3), dtype=torch.float64)])
         sums = part if sums is None else sums + part
         total += x.shape[0] * x.shape[2] * x.shape[3]
     release_heap()  # the pass's freed batches back to the OS
