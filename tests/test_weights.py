@@ -29,6 +29,9 @@ def test_users_weights_are_evaluated_not_trained(synthetic_data, synthetic_idx_r
     monkeypatch.setattr(importlib.import_module("autoprune.train"), "train", refuse)
     raw = tiny_raw(synthetic_idx_root, search={"trials": 5},
                    model={"name": "cnn", "width": 0.5, "weights": str(in_tmp / "mine.pt")})
+    with pytest.raises(ConfigError, match="used as is"):  # tiny_raw trains for 2 epochs
+        config_from_dict(raw, "mine")
+    raw["baseline"]["epochs"] = 0
     # autoprune.train.train is what trains a baseline; the proxy's short fine-tunes still run
     search = PruneSearch(config_from_dict(raw, "mine"), progress=False).run()
     assert len(search.results_) == 5
@@ -41,7 +44,7 @@ def test_users_weights_are_evaluated_not_trained(synthetic_data, synthetic_idx_r
 def test_weights_that_do_not_fit_name_the_keys(synthetic_idx_root, in_tmp):
     other = build_model(ModelSpec("cnn", 1.0, 1, 10))  # twice as wide
     torch.save({"state_dict": other.state_dict()}, in_tmp / "wide.pt")
-    raw = tiny_raw(synthetic_idx_root,
+    raw = tiny_raw(synthetic_idx_root, baseline={"epochs": 0},
                    model={"name": "cnn", "width": 0.5, "weights": str(in_tmp / "wide.pt")})
     with pytest.raises(ConfigError, match=r"do not fit the model.*features\.0\.weight"):
         PruneSearch(config_from_dict(raw, "wide"), progress=False).run()

@@ -367,6 +367,14 @@ def config_from_dict(raw: dict[str, Any], name: str, source: str = "") -> StudyC
     recipe = _build(TrainRecipe, "baseline", raw.get("baseline", {}),
                     **{k: v for k, v in default_recipe(model).to_dict().items()
                        if k not in raw.get("baseline", {})})
+    epochs = raw.get("baseline", {}).get("epochs")
+    if epochs == 0 and not weights:
+        raise ConfigError("baseline.epochs = 0 uses the model as is, so it needs trained "
+                          "weights: set model.weights, or train with baseline.epochs > 0.")
+    if weights and epochs not in (None, 0):
+        raise ConfigError(f"model.weights are used as is (baseline.epochs = 0); training them "
+                          f"further before pruning is not supported, got baseline.epochs = "
+                          f"{epochs}.")
     scan = dict(raw.get("scan", {}))
     unknown_scan = sorted(set(scan) - {"ratios", "val_limit", "jobs"})
     if unknown_scan:

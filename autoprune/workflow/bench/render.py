@@ -262,6 +262,10 @@ def write_summary(root: Path) -> Path:
                   "(mean over finalized points). Trials/min: one process, trial time only.")
     doc.table(["study", "accuracy", "axis", "searched", "best heuristic", "ratio", "proxy τ",
                "speedup÷MACs", "trials/min"], rows)
+    others = sorted(p for p in root.glob("*.md") if p.name != "README.md")
+    if others:
+        doc.heading("Other measurements", 2)
+        doc.paragraph(" · ".join(f"[{p.stem}]({p.name})" for p in others))
     path = root / "README.md"
     path.write_text(doc.to_markdown())
     return path
