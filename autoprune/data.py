@@ -102,6 +102,15 @@ class DataSpec:
             )
 
 
+def _part(size: int, n: int | None, start: int) -> slice | None:
+    """The slice ``start`` .. ``start + n`` of a split of ``size`` images; None for all."""
+    if start == 0 and (n is None or n >= size):
+        return None
+    if start >= size:
+        raise ConfigError(f"start={start} is beyond the split's {size} images.")
+    return slice(start, size if n is None else start + n)
+
+
 @dataclass
 class ArraySplit:
     """Images (uint8 or float in [0, 1]) and int64 labels of one split."""
@@ -114,12 +123,8 @@ class ArraySplit:
 
     def subset(self, n: int | None, start: int = 0) -> ArraySplit:
         """Images ``start`` .. ``start + n`` (all from ``start`` when ``n`` is None)."""
-        if start == 0 and (n is None or n >= len(self)):
-            return self
-        if start >= len(self):
-            raise ConfigError(f"start={start} is beyond the split's {len(self)} images.")
-        end = len(self) if n is None else start + n
-        return ArraySplit(self.images[start:end], self.labels[start:end])
+        part = _part(len(self), n, start)
+        return self if part is None else ArraySplit(self.images[part], self.labels[part])
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
@@ -167,12 +172,10 @@ class StreamSplit:
         return int(self.indices.shape[0])
 
     def subset(self, n: int | None, start: int = 0) -> StreamSplit:
-        if start == 0 and (n is None or n >= len(self)):
-            return self
-        if start >= len(self):
-            raise ConfigError(f"start={start} is beyond the split's {len(self)} images.")
-        end = len(self) if n is None else start + n
-        return StreamSplit(self.items, self.indices[start:end], self.workers)
+        """Images ``start`` .. ``start + n`` (all from ``start`` when ``n`` is None)."""
+        part = _part(len(self), n, start)
+        return self if part is None else StreamSplit(self.items, self.indices[part],
+                                                     self.workers)
 
     @property
     def labels(self) -> torch.Tensor:
