@@ -57,3 +57,23 @@ def test_config_is_frozen_and_latency_needs_a_structural_mode(synthetic_idx_root
     cfg = config_from_dict(tiny_raw(synthetic_idx_root, search={"mode": "hybrid"},
                                     budget={"latency": 0.5}), "x")
     assert cfg.budget.axes() == {"size", "latency"}
+
+
+def test_fingerprint_ignores_how_images_are_read_and_default_backend():
+    """Settings that do not change any score (streaming, DataLoader workers, the default
+    latency backend) leave the fingerprint of existing studies as it was."""
+    import dataclasses
+
+    from autoprune.search.config import LatencySettings, load_config
+
+    cfg = load_config("studies/demo.toml")
+    fp = cfg.fingerprint()
+    assert fp["latency"] == ("LatencySettings(device='cpu', batch_size=1, threads=1, "
+                             "min_run_time=0.3)")
+    assert "stream" not in fp["data"] and "workers" not in fp["data"]
+    assert fp["data"].startswith("DataSpec(name='fashion-mnist', root=None, val_size=5000")
+    streamed = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, stream=False,
+                                                                 workers=7))
+    assert streamed.fingerprint() == fp
+    ort = dataclasses.replace(cfg, latency=LatencySettings(backend="onnxruntime"))
+    assert ort.fingerprint()["latency"].endswith("backend='onnxruntime')")

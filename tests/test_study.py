@@ -286,3 +286,33 @@ def test_every_trial_gives_freed_memory_back(synthetic_idx_root, in_tmp, monkeyp
     PruneSearch(cfg, progress=False).run()
     assert len(calls) == 4 and all(isinstance(c, bool) for c in calls)
     assert any(calls)  # glibc on Linux: memory was returned
+
+
+@pytest.mark.parametrize("budget", [{"size": 0.8, "latency": 0.9}, {"size": 0.8,
+                                                                      "latency_ms": 50.0}])
+def test_ratio_latency_budget_times_candidates_interleaved_with_dense(
+        synthetic_idx_root, in_tmp, monkeypatch, budget):
+    """Under a ratio latency budget each channel trial's latency is the dense reference times
+    the ratio measured alternately with dense in the same run; under an absolute budget it
+    is measured alone."""
+    import autoprune.search.scoring as scoring
+
+    ratios = []
+    real = scoring.measure_speedup
+
+    def spy(*args, **kwargs):
+        r = real(*args, **kwargs)
+        ratios.append(1 / r.speedup)
+        return r
+
+    monkeypatch.setattr(scoring, "measure_speedup", spy)
+    raw = tiny_raw(synthetic_idx_root, search={"mode": "channel", "prior": "uniform",
+                                                "trials": 3}, budget=budget)
+    search = PruneSearch(config_from_dict(raw, "interleaved"), progress=False).run()
+    lat = search.results_["latency_ms"].tolist()
+    dense = search.record_.dense.latency_ms
+    if "latency" in budget:
+        assert len(ratios) >= 3  # the trials, then the confirmations' re-scores
+        assert [round(v, 9) for v in lat] == [round(dense * r, 9) for r in ratios[:3]]
+    else:
+        assert ratios == [] and len(lat) == 3

@@ -182,6 +182,13 @@ class LatencySettings:
 
             require_onnx()
 
+    def fingerprint(self) -> str:
+        """What the study's fingerprint records: the settings, with ``backend`` only when it
+        is not the default (studies made before it existed keep their fingerprint)."""
+        extra = f", backend={self.backend!r}" if self.backend != "torch" else ""
+        return (f"LatencySettings(device={self.device!r}, batch_size={self.batch_size!r}, "
+                f"threads={self.threads!r}, min_run_time={self.min_run_time!r}{extra})")
+
 
 @dataclass(frozen=True)
 class FinalizeSettings:
@@ -237,12 +244,15 @@ class StudyConfig:
         """The settings a study's trials depend on; a study refuses to mix trials across
         them."""
         s, p = self.search, self.proxy
-        return {"model": self.model.to_dict(), "data": repr(self.data),
+        # how images are read (streamed or not, DataLoader workers) does not change them
+        data = ", ".join(f"{f.name}={getattr(self.data, f.name)!r}"
+                         for f in fields(self.data) if f.name not in ("stream", "workers"))
+        return {"model": self.model.to_dict(), "data": f"DataSpec({data})",
                 "recipe": self.recipe.to_dict(), "mode": s.mode, "objectives": list(s.objectives),
                 "budget": self.budget.items(),
                 "space": [s.space, s.prior, s.perturbation, s.sweep, s.floor, s.min_density],
                 "proxy": [p.steps, p.lr, p.batch_size, p.val_limit, p.recalibrate, p.seed],
-                "latency": repr(self.latency)}
+                "latency": self.latency.fingerprint()}
 
     @property
     def journal_url(self) -> str:
