@@ -316,3 +316,29 @@ def test_ratio_latency_budget_times_candidates_interleaved_with_dense(
         assert [round(v, 9) for v in lat] == [round(dense * r, 9) for r in ratios[:3]]
     else:
         assert ratios == [] and len(lat) == 3
+
+
+def test_finalize_speedup_is_measured_interleaved_with_dense(synthetic_idx_root, in_tmp,
+                                                             monkeypatch):
+    """A finalized point's speedup is the median of dense and the point timed alternately in
+    one run, stored with the point (not re-derived from a dense time measured later)."""
+    import autoprune.workflow.finalize as fin_mod
+
+    seen = []
+    real = fin_mod.measure_speedup
+
+    def spy(*args, **kwargs):
+        r = real(*args, **kwargs)
+        seen.append(r)
+        return r
+
+    monkeypatch.setattr(fin_mod, "measure_speedup", spy)
+    raw = tiny_raw(synthetic_idx_root, search={"mode": "channel", "prior": "uniform",
+                                                "trials": 3}, finalize={"epochs": 1})
+    search = PruneSearch(config_from_dict(raw, "finterleaved"), progress=False).run()
+    n = int(search.results_["trial"].iloc[0])
+    frame = fin_mod.finalize(search, [n], baselines=False)
+    assert len(seen) == 1 and len(seen[0].speedups) == 3
+    row = frame.set_index("trial").loc[n]
+    assert row["speedup"] == pytest.approx(seen[0].speedup)
+    assert row["latency_ms"] == pytest.approx(sorted(seen[0].model_ms)[1])
