@@ -24,6 +24,7 @@ import os
 import pickle
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -181,8 +182,9 @@ class StreamSplit:
     def labels(self) -> torch.Tensor:
         return torch.tensor([self.items.label(int(i)) for i in self.indices], dtype=torch.int64)
 
-    @property
+    @cached_property
     def sample_shape(self) -> tuple[int, ...]:
+        """Read from the first image once: ``input_size`` is asked for on every trial."""
         return tuple(int(v) for v in self.items[int(self.indices[0])][0].shape)
 
     def batches(self, order: torch.Tensor, batch_size: int):
