@@ -449,19 +449,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from autoprune.workflow.export import export_study
+    from autoprune.workflow.export import check_formats, export_study
 
     if args.max_drop is not None and args.pick != "smallest":
         raise ConfigError("--max-drop goes with --pick smallest.")
-    from autoprune.engine.deploy import FORMATS, require_onnx
-
     formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
-    bad = [f for f in formats if f not in FORMATS]
-    if bad or not formats:
-        raise ConfigError(f"--format takes a comma-separated list of {list(FORMATS)}, got "
-                          f"{args.format!r}.")
-    if "onnx" in formats:
-        require_onnx()
+    check_formats(formats)
     info = export_study(_load_search(args), trial=args.trial, pick=args.pick,
                         max_drop=args.max_drop, out_dir=args.out, formats=formats)
     print(f"exported trial {info['trial']} (test accuracy {info['test_acc']:.2f} %):")

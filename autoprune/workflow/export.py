@@ -13,7 +13,7 @@ from autoprune.errors import ConfigError
 from autoprune.search import PruneSearch
 from autoprune.workflow.finalize import final_checkpoint, finalize
 
-__all__ = ["export_study"]
+__all__ = ["export_study", "check_formats"]
 
 
 def export_study(search: PruneSearch, *, trial: int | None = None, pick: str = "best",
@@ -30,11 +30,7 @@ def export_study(search: PruneSearch, *, trial: int | None = None, pick: str = "
     Returns:
         ``{"trial", "files", "test_acc", "snippet", "checks"}``.
     """
-    bad = [f for f in formats if f not in FORMATS]
-    if bad or not formats:
-        raise ConfigError(f"export formats must be among {list(FORMATS)}, got {list(formats)}.")
-    if "onnx" in formats:
-        require_onnx()
+    check_formats(formats)
     record = search.record_
     if trial is None:
         trial = search.pick_trial(pick, max_drop=max_drop)
@@ -71,6 +67,16 @@ def export_study(search: PruneSearch, *, trial: int | None = None, pick: str = "
         _atomic_write(out / "export_checks.json", json.dumps(checks, indent=2).encode())
     return {"trial": trial, "files": [str(f) for f in written], "checks": checks,
             "test_acc": final.test_acc, "snippet": _snippet(policy, out, ckpt)}
+
+
+def check_formats(formats: tuple[str, ...]) -> None:
+    """Refuse unknown or no formats, and ONNX without its extra (before any work)."""
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise ConfigError(f"--format takes a comma-separated list of {list(FORMATS)}, got "
+                          f"{','.join(formats)!r}.")
+    if "onnx" in formats:
+        require_onnx()
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
