@@ -295,17 +295,17 @@ def test_ratio_latency_budget_times_candidates_interleaved_with_dense(
     """Under a ratio latency budget each channel trial's latency is the dense reference times
     the ratio measured alternately with dense in the same run; under an absolute budget it
     is measured alone."""
-    import autoprune.search.scoring as scoring
+    import autoprune.search.workspace as workspace
 
     ratios = []
-    real = scoring.measure_speedup
+    real = workspace.measure_speedup
 
     def spy(*args, **kwargs):
         r = real(*args, **kwargs)
         ratios.append(1 / r.speedup)
         return r
 
-    monkeypatch.setattr(scoring, "measure_speedup", spy)
+    monkeypatch.setattr(workspace, "measure_speedup", spy)
     raw = tiny_raw(synthetic_idx_root, search={"mode": "channel", "prior": "uniform",
                                                 "trials": 3}, budget=budget)
     search = PruneSearch(config_from_dict(raw, "interleaved"), progress=False).run()
@@ -322,17 +322,18 @@ def test_finalize_speedup_is_measured_interleaved_with_dense(synthetic_idx_root,
                                                              monkeypatch):
     """A finalized point's speedup is the median of dense and the point timed alternately in
     one run, stored with the point (not re-derived from a dense time measured later)."""
+    import autoprune.search.workspace as workspace
     import autoprune.workflow.finalize as fin_mod
 
     seen = []
-    real = fin_mod.measure_speedup
+    real = workspace.measure_speedup
 
     def spy(*args, **kwargs):
         r = real(*args, **kwargs)
         seen.append(r)
         return r
 
-    monkeypatch.setattr(fin_mod, "measure_speedup", spy)
+    monkeypatch.setattr(workspace, "measure_speedup", spy)
     raw = tiny_raw(synthetic_idx_root, search={"mode": "channel", "prior": "uniform",
                                                 "trials": 3}, finalize={"epochs": 1})
     search = PruneSearch(config_from_dict(raw, "finterleaved"), progress=False).run()

@@ -18,15 +18,8 @@ from typing import NamedTuple
 
 from torch import nn
 
-from autoprune.engine.metrics import (
-    LatencyResult,
-    count_macs,
-    count_nonzero,
-    measure_speedup,
-    model_size_mib,
-)
+from autoprune.engine.metrics import LatencyResult, count_macs, count_nonzero, model_size_mib
 from autoprune.engine.policy import Policy, get_mode
-from autoprune.search.config import StudyConfig
 from autoprune.search.workspace import Workspace
 from autoprune.train import TrainRecipe, evaluate, recalibrate_bn, train
 
@@ -128,19 +121,9 @@ class ProxyScorer:
     def measure_latency(self, model: nn.Module) -> float:
         """The candidate's latency in ms: interleaved with dense under a ratio budget (see
         the class), else measured alone."""
-        if not interleaved_latency(self.ws.cfg):
+        if self.ws.cfg.budget.latency is None:
             return self.ws.measure_latency(model).median_ms
-        lat = self.ws.cfg.latency
-        r = measure_speedup(self.ws.baseline.model, model, self.ws.input_size, repeats=1,
-                            batch_size=lat.batch_size, threads=lat.threads, device=lat.device,
-                            min_run_time=lat.min_run_time, backend=lat.backend)
-        return self.dense_latency_ms / r.speedup
-
-
-def interleaved_latency(cfg: StudyConfig) -> bool:
-    """Whether the study measures candidates interleaved with dense (a ratio latency
-    budget)."""
-    return cfg.budget.latency is not None
+        return self.dense_latency_ms / self.ws.measure_speedup(model, repeats=1).speedup
 
 
 class Finetuned(NamedTuple):

@@ -13,7 +13,14 @@ import torch
 
 from autoprune.data import DataBundle, load_data
 from autoprune.engine.checkpoint import read_state_dict
-from autoprune.engine.metrics import LatencyResult, count_macs, measure_latency, model_size_mib
+from autoprune.engine.metrics import (
+    LatencyResult,
+    SpeedupResult,
+    count_macs,
+    measure_latency,
+    measure_speedup,
+    model_size_mib,
+)
 from autoprune.models import ModelSpec, build_model
 from autoprune.search.config import StudyConfig
 from autoprune.search.record import DenseReference
@@ -79,6 +86,15 @@ class Workspace:
         return measure_latency(model, self.input_size, batch_size=lat.batch_size,
                                threads=lat.threads, device=lat.device,
                                min_run_time=min_run_time or lat.min_run_time,
+                               backend=lat.backend)
+
+    def measure_speedup(self, model: torch.nn.Module, repeats: int) -> SpeedupResult:
+        """``model`` timed alternately with the dense baseline, ``repeats`` times each, with
+        the study's ``[latency]`` settings: the ratio to trust on a shared machine."""
+        lat = self.cfg.latency
+        return measure_speedup(self.baseline.model, model, self.input_size, repeats=repeats,
+                               batch_size=lat.batch_size, threads=lat.threads,
+                               device=lat.device, min_run_time=lat.min_run_time,
                                backend=lat.backend)
 
     @property

@@ -13,7 +13,6 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from autoprune.engine.checkpoint import save_checkpoint
-from autoprune.engine.metrics import measure_speedup
 from autoprune.search import PruneSearch
 from autoprune.search.record import FinalDense, FinalPoint
 from autoprune.search.scoring import final_finetune
@@ -65,11 +64,7 @@ def finalize(search: PruneSearch, trials: list[int] | None = None, *, baselines:
     for n in tqdm(todo, desc="finalize", unit="point", disable=not search.progress):
         score, model, lat = final_finetune(ws, views[n].policy)
         # the speedup to trust: dense and this model timed alternately in one run
-        inter = measure_speedup(ws.baseline.model, model, ws.input_size, repeats=3,
-                                batch_size=cfg.latency.batch_size,
-                                threads=cfg.latency.threads, device=cfg.latency.device,
-                                min_run_time=cfg.latency.min_run_time,
-                                backend=cfg.latency.backend)
+        inter = ws.measure_speedup(model, repeats=3)
         path = final_checkpoint(search, n)
         save_checkpoint(model, path, ws.model_spec, ws.input_size,
                         meta={"study": cfg.name, "trial": n, "test_acc": score.accuracy})
