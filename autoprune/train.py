@@ -147,12 +147,19 @@ def train(
     after_step: Callable[[nn.Module], None] | None = None,
     progress: bool = True,
     desc: str = "train",
+    teacher: nn.Module | None = None,
+    distill: float = 0.0,
+    temperature: float = 4.0,
 ) -> dict:
     """Train ``model`` in place on the training split.
 
     Args:
         after_step: Called after every optimiser step, e.g. to re-apply pruning masks so that
             pruned weights stay zero.
+        teacher, distill, temperature: Knowledge distillation (Hinton et al. 2015): the loss
+            is ``(1 - distill) * cross-entropy + distill * T^2 * KL(teacher_T || model_T)``
+            with both outputs softened by ``T``; the teacher (e.g. the dense model) is only
+            evaluated, never changed. ``distill = 0`` trains on the labels alone.
 
     Returns:
         ``{"steps", "seconds", "final_loss"}``.
@@ -164,7 +171,19 @@ def train(
     total = recipe.steps if recipe.steps is not None else recipe.epochs * len(loader)
     opt = _make_optimizer(model, recipe)
     sched = _make_scheduler(opt, recipe, total)
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    ce = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    if not 0.0 <= distill <= 1.0 or temperature <= 0:
+        raise ConfigError(f"distill must be in [0, 1] and temperature positive, got {distill}, "
+                          f"{temperature}.")
+    if distill > 0 and teacher is None:
+        raise ValueError("distill > 0 needs a teacher model.")
+    if distill > 0:
+        teacher_mode = teacher.training
+        teacher.to(device).eval()
+        loss_fn = _distill_loss(ce, teacher, distill, temperature)
+    else:
+        def loss_fn(out, y, _x):
+            return ce(out, y)
     dtype = _PRECISIONS[recipe.precision]
     scaler = torch.amp.GradScaler(device.type) if recipe.precision == "fp16" else None
     memory = torch.channels_last if recipe.channels_last else torch.contiguous_format
@@ -175,7 +194,8 @@ def train(
     while step < total:
         for x, y in loader:
             with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                loss = loss_fn(model(x.contiguous(memory_format=memory)), y)
+                x = x.contiguous(memory_format=memory)
+                loss = loss_fn(model(x), y, x)
             opt.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -196,10 +216,26 @@ def train(
             if step >= total:
                 break
     bar.close()
+    if distill > 0:
+        teacher.train(teacher_mode)
     if recipe.channels_last:
         model.to(memory_format=torch.contiguous_format)
     model.eval()
     return {"steps": step, "seconds": time.perf_counter() - start, "final_loss": ema}
+
+
+def _distill_loss(ce: nn.Module, teacher: nn.Module, weight: float, temperature: float):
+    """The distillation loss of :func:`train` as ``loss(student_logits, labels, inputs)``."""
+    t = temperature
+
+    def loss(out: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            soft = torch.log_softmax(teacher(x).float() / t, dim=1)
+        kl = nn.functional.kl_div(torch.log_softmax(out.float() / t, dim=1), soft,
+                                  reduction="batchmean", log_target=True)
+        return (1.0 - weight) * ce(out, y) + weight * t * t * kl
+
+    return loss
 
 
 @torch.no_grad()

@@ -11,7 +11,8 @@ from tests.helpers import tiny_raw, to_toml
 
 def test_quick_bench_runs_resumes_and_reports(synthetic_idx_root, in_tmp, capsys):
     raw = tiny_raw(synthetic_idx_root, search={"mode": "channel", "prior": "uniform",
-                                                "trials": 6, "sweep": True, "floor": 0.5},
+                                                "trials": 6, "sweep": True, "floor": 0.5,
+                                                "ladder": 1},
                    finalize={"epochs": 1, "steps": 5})
     raw["name"] = "tinybench"
     raw["budget"] = {"size": 0.5, "latency_ms": 100.0}  # loose: checks the path, not noise

@@ -27,9 +27,10 @@ optimizer = "adamw"
 lr = 0.003
 [search]
 mode = "channel"
-trials = 6
+trials = 8
 prior = "uniform"
 sweep = true
+ladder = 2
 objectives = ["accuracy", "size", "latency"]
 [budget]
 size = 0.5
@@ -100,7 +101,9 @@ def test_search_finalize_report_export_reload(e2e_study, tmp_path, capsys):
                  "weights_before_after.png"):
         assert (rep / name).is_file(), name
     page = (rep / "report.html").read_text()
-    assert page.count("<table>") == 2 and page.count("<tr>") >= 6
+    # finalized points, the confirmed front, and the ladder's level-by-level comparison
+    assert page.count("<table>") == 3 and page.count("<tr>") >= 9
+    assert "Level by level" in page and "<td>0.500</td>" in page  # search.floor 0.5, 1
     # Pareto plots interactive (drawn by the page's script from its JSON), scan plots and
     # weight histograms embedded as PNGs
     assert page.count('class="ap-plot"') == 3

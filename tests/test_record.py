@@ -49,7 +49,7 @@ def test_trials_views_results_and_baselines(tmp_path):
     rec = StudyRecord(study)
     rec.set_dense(DenseReference(2.0, 1000, 1.0, 0.0, 90.0, 90.0))
     rec.enqueue_baseline("uniform")
-    assert rec.baselines_present() == {"uniform"}
+    assert rec.baselines_present() == {("uniform", 1.0)}
     policy = Policy("fine", sparsity={"fc.weight": 0.5})
     for feasible in (True, False):
         trial = study.ask()
@@ -61,6 +61,7 @@ def test_trials_views_results_and_baselines(tmp_path):
         study.tell(trial, [80.0 + feasible, 1.0])
     res = rec.results()
     assert res["trial"].tolist() == [0, 1] and res["baseline"].tolist() == ["uniform", ""]
+    assert res["level"].tolist() == [1.0, 1.0]
     assert res["feasible"].tolist() == [True, False]
     assert res["size_ratio"].tolist() == [0.5, 0.5] and res["confirmed_acc"].isna().all()
     assert rec.best_feasible_accuracy() == 81.0
@@ -68,3 +69,21 @@ def test_trials_views_results_and_baselines(tmp_path):
     with pytest.raises(ValueError, match="Trial 9 has no policy.*\\[0, 1\\]"):
         rec.trial(9)
     assert math.isnan(res["confirmed_std"].iloc[0])
+
+
+def test_baselines_queued_per_level_and_retried_with_their_level(tmp_path):
+    study = _study(tmp_path)
+    rec = StudyRecord(study)
+    rec.enqueue_baseline("lamp", 0.7)
+    rec.enqueue_baseline("lamp")
+    assert rec.baselines_present() == {("lamp", 0.7), ("lamp", 1.0)}
+    first = TrialView(study.ask())
+    assert (first.baseline, first.level) == ("lamp", 0.7)
+    rec.retry(first)
+    queued = [TrialView(t) for t in study.get_trials(
+        states=(optuna.trial.TrialState.WAITING,))]
+    assert sorted((v.baseline, v.level) for v in queued) == [("lamp", 0.7), ("lamp", 1.0)]
+    searched = optuna.create_study(directions=["maximize", "minimize"]).ask()
+    searched.suggest_float("target", 0.4, 1.0)
+    assert TrialView(searched).baseline == ""
+    assert TrialView(searched).level == searched.params["target"]

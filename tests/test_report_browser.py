@@ -40,7 +40,8 @@ def report(synthetic_idx_root, tmp_path_factory):
     try:
         raw = tiny_raw(synthetic_idx_root,
                        search={"mode": "channel", "prior": "uniform", "trials": 6,
-                               "sweep": True, "objectives": ["accuracy", "size", "latency"]},
+                               "sweep": True, "ladder": 1,
+                               "objectives": ["accuracy", "size", "latency"]},
                        budget={"size": 0.6}, finalize={"epochs": 1})
         search = PruneSearch(config_from_dict(raw, "browser"), progress=False).run()
         finalize(search, baselines=False)

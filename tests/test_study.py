@@ -153,6 +153,45 @@ def test_hybrid_search_and_sensitivity_prior(synthetic_idx_root, in_tmp):
     assert search.results_["feasible"].all()
 
 
+def test_heuristics_enqueued_at_every_ladder_level_and_compared_there(synthetic_idx_root,
+                                                                     in_tmp):
+    from autoprune.search.confirmation import level_pairs
+    from autoprune.workflow.report import level_table
+
+    raw = tiny_raw(synthetic_idx_root, search={"mode": "channel", "prior": "uniform",
+                                                "trials": 12, "sweep": True, "floor": 0.5,
+                                                "ladder": 3})
+    cfg = config_from_dict(raw, "ladder")
+    assert cfg.search.levels == (0.5, 0.75, 1.0)
+    search = PruneSearch(cfg, progress=False).run()
+    res = search.results_
+    base = res[res["baseline"] != ""]
+    names = set(base["baseline"])
+    assert names == {"uniform", "global_ranking", "sensitivity"}
+    assert sorted(zip(base["baseline"], base["level"])) == sorted(
+        (n, lv) for n in names for lv in (0.5, 0.75, 1.0))  # each once
+    for name, grp in base.groupby("baseline"):
+        grp = grp.sort_values("level")
+        # built for level x budget (size 0.3): lower levels are smaller and meet their cap
+        assert (grp["size_ratio"] <= grp["level"] * 0.3 + 1e-9).all(), name
+        assert grp["size_ratio"].is_monotonic_increasing, name
+    searched = res[res["baseline"] == ""]
+    assert len(searched) == 3 and searched["level"].between(0.5, 1.0).all()
+    # at each level the best heuristic and the best searched trial are both confirmed
+    pairs = level_pairs(res, cfg.search.levels)
+    for p, by_proxy in zip(pairs, level_pairs(res, cfg.search.levels, "proxy_acc")):
+        assert p["heuristic_trial"] == by_proxy["heuristic_trial"] is not None
+        assert p["heuristic_acc"] == p["heuristic_acc"]  # confirmed, not NaN
+        if by_proxy["searched_trial"] is not None:
+            assert p["searched_trial"] == by_proxy["searched_trial"]
+    table = level_table(search)
+    assert table["level (x budget)"].tolist() == [0.5, 0.75, 1.0]
+    # resuming queues no baseline twice
+    raw["search"]["trials"] = 13
+    again = PruneSearch(config_from_dict(raw, "ladder"), progress=False).run()
+    assert (again.results_["baseline"] != "").sum() == 9 and len(again.results_) == 13
+
+
 def test_locked_database_one_sentence_and_trials_kept(synthetic_idx_root, in_tmp, capsys):
     import sqlite3
 
@@ -343,3 +382,36 @@ def test_finalize_speedup_is_measured_interleaved_with_dense(synthetic_idx_root,
     row = frame.set_index("trial").loc[n]
     assert row["speedup"] == pytest.approx(seen[0].speedup)
     assert row["latency_ms"] == pytest.approx(sorted(seen[0].model_ms)[1])
+
+
+def test_distillation_from_the_dense_model_in_proxy_and_finalize(synthetic_idx_root, in_tmp,
+                                                                 monkeypatch):
+    """proxy.distill / finalize.distill hand the dense baseline to the fine-tune as teacher,
+    with their weight and temperature; off, no teacher is used."""
+    import autoprune.search.scoring as scoring
+    from autoprune.workflow.finalize import finalize
+
+    calls = []
+    real = scoring.train
+
+    def spy(model, data, recipe, **kw):
+        calls.append((recipe.steps, kw.get("teacher"), kw.get("distill"),
+                      kw.get("temperature")))
+        return real(model, data, recipe, **kw)
+
+    monkeypatch.setattr(scoring, "train", spy)
+    raw = tiny_raw(synthetic_idx_root, search={"trials": 2, "warm_start": False},
+                   proxy={"distill": 0.5, "temperature": 2.0, "confirm_seeds": 0},
+                   finalize={"epochs": 1, "steps": 4, "distill": 0.3, "temperature": 3.0})
+    search = PruneSearch(config_from_dict(raw, "kd"), progress=False).run()
+    teacher = search.ws_.baseline.model
+    assert len(calls) == 2
+    assert all(c[0] == 3 and c[1] is teacher and c[2:] == (0.5, 2.0) for c in calls)
+    calls.clear()
+    finalize(search, [0], baselines=False)
+    assert len(calls) == 1 and calls[0][0] == 4 and calls[0][1] is teacher
+    assert calls[0][2:] == (0.3, 3.0)
+    calls.clear()
+    raw["proxy"]["distill"] = 0.0
+    PruneSearch(config_from_dict(raw, "nokd"), progress=False).run()
+    assert len(calls) == 2 and all(c[1] is None and c[2] == 0.0 for c in calls)

@@ -68,3 +68,45 @@ def test_train_cli_runs_and_caches(synthetic_idx_root, capsys):
     assert "latency" in first and "MiB" in first
     assert main(args) == 0
     assert "cache hit" in capsys.readouterr().out
+
+
+class _Permuted(torch.nn.Module):
+    """A teacher that answers class ``(c + 1) % 10`` where the task says ``c``."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return torch.roll(self.model(x), shifts=1, dims=1)
+
+
+def test_distillation_follows_the_teacher_and_leaves_it_unchanged(synthetic_data):
+    torch.manual_seed(0)
+    trained = build_model(ModelSpec("cnn", 0.5, 1, 10))
+    train(trained, synthetic_data, TrainRecipe(epochs=3, lr=0.05, batch_size=64),
+          progress=False)
+    teacher = _Permuted(trained).train()  # train mode on purpose: it must be put in eval
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    x, y = next(iter(synthetic_data.loader("val", 200, shuffle=False, augment=False)))
+    with torch.no_grad():
+        teacher.eval()
+        assert (teacher(x).argmax(1) == (y + 1) % 10).float().mean() > 0.9
+        teacher.train()
+
+    def student(distill):
+        torch.manual_seed(1)
+        m = build_model(ModelSpec("cnn", 0.5, 1, 10))
+        train(m, synthetic_data, TrainRecipe(epochs=3, lr=0.003, batch_size=64,
+                                             optimizer="adamw"),
+              progress=False, teacher=teacher, distill=distill, temperature=2.0)
+        with torch.no_grad():
+            return m(x).argmax(1)
+
+    labels_only, distilled = student(0.0), student(1.0)
+    # weight 1: the labels are ignored, the student learns the teacher's permuted answers
+    assert (distilled == (y + 1) % 10).float().mean() > 0.8
+    assert (distilled == y).float().mean() < 0.2
+    assert (labels_only == y).float().mean() > 0.8
+    assert teacher.training  # its mode restored, its weights (and batch-norm stats) untouched
+    assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())

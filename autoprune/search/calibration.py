@@ -3,11 +3,19 @@ project onto, measured on the study's device, batch size and threads before any 
 
 Latency depends on the structure, not the weights: uniformly channel-pruned copies of the
 untrained model are timed, a line latency = a + b x MACs is fitted, and solved for the cap.
+
+:class:`LatencyTable` is the finer model (NetAdapt / HALP style lookup table): each coupling
+group pruned alone to each keep level, timed alternately with the dense model, gives that
+group's saving; a policy's latency is dense minus the sum of its groups' savings, scaled by
+one factor fitted on a few random policies (savings of neighbouring groups overlap where they
+share a layer).
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -20,7 +28,7 @@ from autoprune.errors import ConfigError
 from autoprune.search.budget import Budget
 from autoprune.search.config import LatencySettings
 
-__all__ = ["latency_macs_cap"]
+__all__ = ["latency_macs_cap", "macs_line", "LatencyTable", "measure_latency_table"]
 
 _KEEPS = (0.25, 0.5, 0.75)
 
@@ -59,3 +67,94 @@ def latency_macs_cap(model: nn.Module, example_inputs: torch.Tensor, cost: Chann
     if b <= 0:
         return None
     return float(np.clip(((1 - margin) * cap - a) / b, macs.min(), macs.max()))
+
+
+def macs_line(model: nn.Module, example_inputs: torch.Tensor, cost: ChannelCostModel, *,
+              min_keep: float, measure: Callable[[nn.Module], float]) -> tuple[float, float]:
+    """``(a, b)`` of the calibration's line latency = a + b x structural MACs (the points
+    :func:`latency_macs_cap` fits), for comparing it with :class:`LatencyTable`."""
+    points = []
+    for keep in (min_keep, *_KEEPS):
+        k = {g: max(min_keep, keep) for g in cost.ids}
+        points.append((cost.macs(k), measure(channel_prune(model, k, example_inputs))))
+    points.append((count_macs(model, tuple(example_inputs.shape[1:])), measure(model)))
+    macs, ms = np.array(points, dtype=float).T
+    b, a = np.polyfit(macs, ms, 1)
+    return float(a), float(b)
+
+
+@dataclass(frozen=True)
+class LatencyTable:
+    """Per-group latency savings at each keep level (see the module).
+
+    Attributes:
+        dense_ms: The dense model's latency in the measurement's run.
+        keeps: The keep levels measured, ascending (keep 1 saves nothing).
+        savings: Group id -> ms saved with only that group at each keep level.
+        scale: Factor applied to the summed savings, fitted on random policies.
+    """
+
+    dense_ms: float
+    keeps: tuple[float, ...]
+    savings: dict[str, tuple[float, ...]]
+    scale: float = 1.0
+
+    def saving(self, keep: dict[str, float]) -> float:
+        """The summed, unscaled savings of ``keep`` (missing groups: kept whole)."""
+        xs = [*self.keeps, 1.0]
+        return float(sum(np.interp(keep.get(g, 1.0), xs, [*s, 0.0])
+                         for g, s in self.savings.items()))
+
+    def predict(self, keep: dict[str, float]) -> float:
+        """Predicted latency in ms of the channel policy ``keep``."""
+        return self.dense_ms - self.scale * self.saving(keep)
+
+    def to_dict(self) -> dict:
+        return {"dense_ms": self.dense_ms, "keeps": list(self.keeps),
+                "savings": {g: list(v) for g, v in self.savings.items()}, "scale": self.scale}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> LatencyTable:
+        return cls(float(d["dense_ms"]), tuple(d["keeps"]),
+                   {g: tuple(v) for g, v in d["savings"].items()}, float(d["scale"]))
+
+
+def measure_latency_table(model: nn.Module, example_inputs: torch.Tensor,
+                          cost: ChannelCostModel, *, ratio: Callable[[nn.Module], float],
+                          measure: Callable[[nn.Module], float], min_keep: float,
+                          keeps: tuple[float, ...] = (0.25, 0.5, 0.75), fit_policies: int = 6,
+                          seed: int = 0, progress: Callable[[], None] | None = None
+                          ) -> LatencyTable:
+    """Measure a :class:`LatencyTable` on the study's device.
+
+    Args:
+        ratio: A model's latency divided by the dense model's, measured alternately with it
+            in the same run (drifts of a shared machine cancel).
+        measure: A model's latency in ms (the dense model's, once).
+        min_keep: Keep levels below it are raised to it.
+        fit_policies: Random policies (keep ratios uniform in [min_keep, 1] per group)
+            measured to fit the scale of the summed savings.
+        progress: Called after each measurement.
+    """
+    levels = tuple(sorted({max(min_keep, k) for k in keeps if k < 1.0}))
+    dense_ms = measure(model)
+    savings = {}
+    for g in cost.ids:
+        row = []
+        for k in levels:
+            row.append(dense_ms * (1.0 - ratio(channel_prune(model, {g: k}, example_inputs))))
+            if progress:
+                progress()
+        savings[g] = tuple(row)
+    table = LatencyTable(dense_ms, levels, savings)
+    rng = random.Random(seed)
+    xs, ys = [], []
+    for _ in range(fit_policies):
+        keep = {g: rng.uniform(min_keep, 1.0) for g in cost.ids}
+        xs.append(table.saving(keep))
+        ys.append(dense_ms * (1.0 - ratio(channel_prune(model, keep, example_inputs))))
+        if progress:
+            progress()
+    x, y = np.array(xs), np.array(ys)
+    scale = float(x @ y / (x @ x)) if fit_policies and float(x @ x) > 0 else 1.0
+    return LatencyTable(dense_ms, levels, savings, scale)

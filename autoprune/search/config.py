@@ -27,7 +27,7 @@ from autoprune.train import TrainRecipe, default_recipe
 
 __all__ = ["StudyConfig", "SearchSettings", "ProxySettings", "LatencySettings",
            "FinalizeSettings", "apply_overrides", "config_from_dict", "load_config",
-           "parse_duration", "STUDIES_DIR"]
+           "parse_duration", "distill_key", "STUDIES_DIR"]
 
 STUDIES_DIR = Path("studies")
 
@@ -54,7 +54,8 @@ class SearchSettings:
 
     Args:
         mode: ``fine``, ``channel`` or ``hybrid``.
-        trials: Trials to run in this invocation (warm-start baselines included).
+        trials: Trials the study holds when done, warm-start baselines included (a re-run
+            continues up to it).
         timeout: Stop after this many seconds (``"20m"`` in TOML).
         sampler: ``tpe``, ``nsga2`` or ``random``.
         space: ``centred`` (perturb a heuristic prior, then project to the budget) or
@@ -69,6 +70,9 @@ class SearchSettings:
         objectives: Subset of ``accuracy``, ``size``, ``latency``, ``macs``.
         storage: Optuna storage URL; empty = SQLite under ``studies/<name>/``.
         warm_start: Enqueue the heuristic baselines first.
+        ladder: Budget levels every heuristic is enqueued at, evenly spaced from ``floor`` x
+            the budget to the budget, so the study's front contains the heuristics' fronts
+            (0: 3 levels when sweeping, else the budget alone).
         prefilter: Skip the fine-tune when the scan's additive estimate is this many points
             below the best feasible proxy accuracy so far (0 disables).
         artifacts: Where the study keeps its baseline weights and scans for workers on other
@@ -89,6 +93,7 @@ class SearchSettings:
     objectives: tuple[str, ...] = ("accuracy", "size")
     storage: str = ""
     warm_start: bool = True
+    ladder: int = 0
     prefilter: float = 0.0
     artifacts: str = ""
 
@@ -99,6 +104,9 @@ class SearchSettings:
         _choice("search.prior", self.prior, ("lamp", "sensitivity", "uniform", "erk"))
         if self.trials < 0:
             raise ConfigError(f"search.trials must be >= 0, got {self.trials}.")
+        if not isinstance(self.ladder, int) or isinstance(self.ladder, bool) or self.ladder < 0:
+            raise ConfigError(f"search.ladder must be a whole number >= 0 (0: automatic), got "
+                              f"{self.ladder!r}.")
         if not 0 < self.min_density < 1 or not 0 < self.floor <= 1 or self.perturbation < 0:
             raise ConfigError(f"search.min_density and search.floor must be in (0, 1) and "
                               f"perturbation >= 0, got {self.min_density}, {self.floor}, "
@@ -109,6 +117,28 @@ class SearchSettings:
                               f"{OBJECTIVES[1:]}, got {list(self.objectives)}.")
         object.__setattr__(self, "timeout", parse_duration(self.timeout))
         object.__setattr__(self, "objectives", tuple(self.objectives))
+
+    @property
+    def levels(self) -> tuple[float, ...]:
+        """The budget fractions the heuristic baselines are enqueued at, lowest first."""
+        n = self.ladder or (3 if self.sweep else 1)
+        if n == 1:
+            return (1.0,)
+        return tuple(round(self.floor + (1.0 - self.floor) * i / (n - 1), 6) for i in range(n))
+
+
+def _check_distill(section: str, weight: float, temperature: float) -> None:
+    if not (0.0 <= weight <= 1.0):
+        raise ConfigError(f"{section}.distill is the weight of the distillation loss, in "
+                          f"[0, 1]; got {weight!r}.")
+    if not (temperature > 0 and math.isfinite(temperature)):
+        raise ConfigError(f"{section}.temperature must be positive, got {temperature!r}.")
+
+
+def distill_key(settings: ProxySettings | FinalizeSettings) -> list:
+    """What distillation adds to a cache key or fingerprint: nothing when it is off, so keys
+    made before it existed stay valid."""
+    return [settings.distill, settings.temperature] if settings.distill > 0 else []
 
 
 @dataclass(frozen=True)
@@ -126,6 +156,9 @@ class ProxySettings:
         confirm_seeds: Fresh fine-tune seeds per confirmation.
         confirm_val: Validation images of the confirmation, taken from the validation split
             *after* the ``val_limit`` images the search used.
+        distill: Weight of distillation from the dense model in the fine-tune, in [0, 1]
+            (0: labels only; see :func:`autoprune.train.train`).
+        temperature: Distillation temperature.
     """
 
     steps: int = 100
@@ -137,8 +170,12 @@ class ProxySettings:
     confirm_top: int = 4
     confirm_seeds: int = 2
     confirm_val: int = 3000
+    # not in repr: the benchmarks' cache keys of studies made before distillation existed
+    distill: float = field(default=0.0, repr=False)
+    temperature: float = field(default=4.0, repr=False)
 
     def __post_init__(self) -> None:
+        _check_distill("proxy", self.distill, self.temperature)
         for k in ("steps", "val_limit", "recalibrate", "confirm_top", "confirm_seeds",
                   "confirm_val"):
             if getattr(self, k) < 0:
@@ -199,13 +236,18 @@ class FinalizeSettings:
         steps: Exact optimiser steps instead of ``epochs`` (0: use ``epochs``); benchmarks
             size their fine-tune with it.
         lr: Peak learning rate (cosine-decayed).
+        distill: Weight of distillation from the dense model, in [0, 1] (0: labels only).
+        temperature: Distillation temperature.
     """
 
     epochs: int = 2
     lr: float = 0.01
     steps: int = 0
+    distill: float = field(default=0.0, repr=False)
+    temperature: float = field(default=4.0, repr=False)
 
     def __post_init__(self) -> None:
+        _check_distill("finalize", self.distill, self.temperature)
         if not (self.epochs > 0 and self.lr > 0 and math.isfinite(self.lr) and self.steps >= 0):
             raise ConfigError(f"finalize.epochs and finalize.lr must be positive and "
                               f"finalize.steps >= 0, got {self.epochs}, {self.lr}, {self.steps}.")
@@ -251,7 +293,8 @@ class StudyConfig:
                 "recipe": self.recipe.to_dict(), "mode": s.mode, "objectives": list(s.objectives),
                 "budget": self.budget.items(),
                 "space": [s.space, s.prior, s.perturbation, s.sweep, s.floor, s.min_density],
-                "proxy": [p.steps, p.lr, p.batch_size, p.val_limit, p.recalibrate, p.seed],
+                "proxy": [p.steps, p.lr, p.batch_size, p.val_limit, p.recalibrate, p.seed,
+                          *distill_key(p)],
                 "latency": self.latency.fingerprint()}
 
     @property

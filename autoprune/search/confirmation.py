@@ -2,14 +2,18 @@
 the search did not select on.
 
 Selecting the best of many noisy scores overstates it (the winner's curse); the reported front
-and every pick use the confirmed scores.
+and every pick use the confirmed scores. At every ladder level the best heuristic and the best
+searched trial are confirmed alike, so the two can be compared level by level
+(:func:`level_pairs`).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 
+import pandas as pd
 from tqdm.auto import tqdm
 
 from autoprune.search.config import ProxySettings
@@ -17,14 +21,16 @@ from autoprune.search.record import Confirmation, StudyRecord
 from autoprune.search.scoring import ProxyScorer
 from autoprune.search.selection import front, spread
 
-__all__ = ["CONFIRM_SEED0", "candidates", "confirm"]
+__all__ = ["CONFIRM_SEED0", "candidates", "confirm", "level_pairs"]
 
 CONFIRM_SEED0 = 1000
 
 
-def candidates(record: StudyRecord, objectives: Sequence[str], top: int) -> list[int]:
+def candidates(record: StudyRecord, objectives: Sequence[str], top: int,
+               levels: Sequence[float] = (1.0,)) -> list[int]:
     """Trial numbers to confirm: up to ``top`` proxy-front points spread over size, the best
-    searched trial and the two best baselines."""
+    searched trial, and at each ladder level the best heuristic there and the best searched
+    trial built for that level or a tighter one (see :func:`level_pairs`)."""
     res = record.results()
     feas = res[res["feasible"].astype(bool)]
     if feas.empty:
@@ -33,19 +39,52 @@ def candidates(record: StudyRecord, objectives: Sequence[str], top: int) -> list
     searched = feas[feas["baseline"] == ""]
     if len(searched):
         chosen.append(int(searched.loc[searched["proxy_acc"].idxmax(), "trial"]))
-    baselines = feas[feas["baseline"] != ""].sort_values("proxy_acc", ascending=False,
-                                                         kind="stable")
-    chosen += baselines["trial"].astype(int).tolist()[:2]
+    for pair in level_pairs(feas, levels, "proxy_acc"):
+        chosen += [n for n in (pair["heuristic_trial"], pair["searched_trial"]) if n is not None]
     return list(dict.fromkeys(chosen))
 
 
+def level_pairs(results: pd.DataFrame, levels: Sequence[float], acc: str = "confirmed_acc"
+                ) -> list[dict]:
+    """At each ladder level: the feasible heuristic trial built for it with the highest ``acc``
+    and the feasible searched trial built for it or a tighter level (sweep target <= level)
+    with the highest ``acc``; ``None`` where there is none."""
+    feas = results[results["feasible"].astype(bool) & results[acc].notna()]
+    out = []
+    for level in levels:
+        at = (feas["level"] - level).abs() < 1e-6
+        heur = feas[(feas["baseline"] != "") & at]
+        srch = feas[(feas["baseline"] == "") & (feas["level"] <= level + 1e-6)]
+        h = heur.loc[heur[acc].idxmax()] if len(heur) else None
+        t = srch.loc[srch[acc].idxmax()] if len(srch) else None
+        out.append({
+            "level": level,
+            "heuristic": h["baseline"] if h is not None else None,
+            "heuristic_trial": int(h["trial"]) if h is not None else None,
+            "heuristic_acc": float(h[acc]) if h is not None else math.nan,
+            "heuristic_std": _std(h, acc),
+            "searched_trial": int(t["trial"]) if t is not None else None,
+            "searched_acc": float(t[acc]) if t is not None else math.nan,
+            "searched_std": _std(t, acc),
+        })
+    return out
+
+
+def _std(row, acc: str) -> float:
+    if row is None or acc != "confirmed_acc":
+        return math.nan
+    return float(row["confirmed_std"])
+
+
 def confirm(record: StudyRecord, scorer: ProxyScorer, settings: ProxySettings,
-            objectives: Sequence[str], *, progress: bool = True) -> dict[int, Confirmation]:
+            objectives: Sequence[str], levels: Sequence[float] = (1.0,), *,
+            progress: bool = True) -> dict[int, Confirmation]:
     """Confirm the candidates not confirmed yet; returns every confirmation of the study."""
     if settings.confirm_seeds == 0 or settings.confirm_val == 0:
         return record.confirmations()
     done = record.confirmations()
-    todo = [n for n in candidates(record, objectives, settings.confirm_top) if n not in done]
+    todo = [n for n in candidates(record, objectives, settings.confirm_top, levels)
+            if n not in done]
     seeds = [CONFIRM_SEED0 + j for j in range(settings.confirm_seeds)]
     images = (settings.val_limit, settings.confirm_val)
     for n in tqdm(todo, desc="confirm", unit="trial", disable=not progress):

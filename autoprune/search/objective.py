@@ -47,7 +47,8 @@ class Objective:
         view = TrialView(trial)
         view.set_worker(socket.gethostname(), os.getpid())
         name = view.baseline
-        policy = self.space.baseline_policy(name) if name else self.space.sample(trial)
+        policy = (self.space.baseline_policy(name, view.level) if name
+                  else self.space.sample(trial))
         view.set_policy(policy)
         if self.prefilter > 0 and not name:
             self._maybe_skip(trial, view, policy)

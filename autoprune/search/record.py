@@ -35,6 +35,7 @@ _CONFIRM = "confirm:"
 _FINAL = "final:"
 _FINAL_DENSE = "final:dense"
 _BASELINE = "baseline"
+_LEVEL = "level"
 _POLICY = "policy"
 _ESTIMATE = "estimate"
 _WORKER = "worker"
@@ -115,7 +116,7 @@ class FinalPoint(_Record):
     checkpoint: str
 
 
-RESULT_COLUMNS = ["trial", "baseline", "feasible", "proxy_acc", "size_mib", "size_ratio",
+RESULT_COLUMNS = ["trial", "baseline", "level", "feasible", "proxy_acc", "size_mib", "size_ratio",
                   "params", "macs", "latency_ms", "seconds", "policy", "confirmed_acc",
                   "confirmed_std", "confirmed_n"]
 
@@ -134,6 +135,13 @@ class TrialView:
     def baseline(self) -> str:
         """The warm-start heuristic's name, or ``""`` for a searched trial."""
         return self.trial.user_attrs.get(_BASELINE) or ""
+
+    @property
+    def level(self) -> float:
+        """The fraction of the budget the trial was built for: a baseline's ladder level, a
+        searched trial's sampled sweep target (1 without the sweep)."""
+        attrs, params = self.trial.user_attrs, self.trial.params
+        return float(attrs.get(_LEVEL, params.get("target", 1.0)))
 
     @property
     def has_policy(self) -> bool:
@@ -255,18 +263,23 @@ class StudyRecord:
               ) -> list[TrialView]:
         return [TrialView(t) for t in self.study.get_trials(deepcopy=False, states=states)]
 
-    def baselines_present(self) -> set[str]:
-        """Baselines already complete, queued or running (never enqueue them twice)."""
+    def baselines_present(self) -> set[tuple[str, float]]:
+        """``(name, level)`` of the baselines already complete, queued or running (never
+        enqueue them twice)."""
         ts = optuna.trial.TrialState
-        return {v.baseline for v in self.views((ts.COMPLETE, ts.WAITING, ts.RUNNING))
-                if v.baseline}
+        return {(v.baseline, round(v.level, 6))
+                for v in self.views((ts.COMPLETE, ts.WAITING, ts.RUNNING)) if v.baseline}
 
-    def enqueue_baseline(self, name: str) -> None:
-        self.study.enqueue_trial({}, user_attrs={_BASELINE: name})
+    def enqueue_baseline(self, name: str, level: float = 1.0) -> None:
+        """Queue heuristic ``name`` at ``level`` x the budget."""
+        attrs = {_BASELINE: name} if level == 1.0 else {_BASELINE: name, _LEVEL: level}
+        self.study.enqueue_trial({}, user_attrs=attrs)
 
     def retry(self, view: TrialView) -> None:
-        """Queue a failed trial again with the same parameters (and baseline name)."""
+        """Queue a failed trial again with the same parameters (and baseline name, level)."""
         attrs = {_BASELINE: view.baseline} if view.baseline else {}
+        if _LEVEL in view.trial.user_attrs:
+            attrs[_LEVEL] = view.trial.user_attrs[_LEVEL]
         self.study.enqueue_trial(dict(view.trial.params), user_attrs={**attrs,
                                                                       "retry_of": view.number})
 
@@ -285,6 +298,7 @@ class StudyRecord:
             rows.append({
                 "trial": v.number,
                 "baseline": v.baseline,
+                "level": v.level,
                 "feasible": v.feasible,
                 "proxy_acc": v.accuracy,
                 "size_mib": v.value("size_mib"),

@@ -49,9 +49,11 @@ class _Eval(NamedTuple):
 
 
 def _tune_and_evaluate(ws: Workspace, policy: Policy, seed: int, recipe: TrainRecipe | None,
-                       where: _Eval, *, before: bool) -> tuple[nn.Module, float, float | None]:
+                       where: _Eval, *, before: bool, distill: tuple[float, float] = (0.0, 4.0)
+                       ) -> tuple[nn.Module, float, float | None]:
     """Prune a copy of the baseline, recalibrate (images drawn by ``seed``), fine-tune with
-    ``recipe`` (none: no fine-tune), evaluate."""
+    ``recipe`` (none: no fine-tune; ``distill``: weight and temperature of distillation from
+    the dense baseline), evaluate."""
     model, pruner = policy.apply(ws.baseline.model, ws.example_input())
     recal = ws.cfg.proxy.recalibrate
     if policy.keep and recal:
@@ -59,8 +61,11 @@ def _tune_and_evaluate(ws: Workspace, policy: Policy, seed: int, recipe: TrainRe
     acc_before = evaluate(model, ws.data, where.split, limit=where.limit, start=where.start,
                           device=ws.device) if before else None
     if recipe is not None:
+        weight, temperature = distill
         train(model, ws.data, recipe, device=ws.device,
-              after_step=pruner.apply if pruner else None, progress=False)
+              after_step=pruner.apply if pruner else None, progress=False,
+              teacher=ws.baseline.model if weight > 0 else None, distill=weight,
+              temperature=temperature)
     acc = evaluate(model, ws.data, where.split, limit=where.limit, start=where.start,
                    device=ws.device)
     return model.cpu().eval(), acc, acc_before
@@ -110,7 +115,8 @@ class ProxyScorer:
         first, count = images if images is not None else (0, p.val_limit)
         recipe = _recipe(self.ws, seed, steps=steps, lr=p.lr) if steps else None
         model, acc, _ = _tune_and_evaluate(self.ws, policy, seed, recipe,
-                                           _Eval("val", first, count), before=False)
+                                           _Eval("val", first, count), before=False,
+                                           distill=(p.distill, p.temperature))
         latency = (self.measure_latency(model) if get_mode(policy.mode).channels
                    else self.dense_latency_ms)
         return Score(acc, None, model_size_mib(model), count_nonzero(model),
@@ -144,7 +150,8 @@ def final_finetune(ws: Workspace, policy: Policy, *, seed: int | None = None) ->
     recipe = _recipe(ws, seed, epochs=cfg.finalize.epochs, steps=cfg.finalize.steps or None,
                      lr=cfg.finalize.lr)
     model, acc, before = _tune_and_evaluate(ws, policy, seed, recipe, _Eval("test", 0, None),
-                                            before=True)
+                                            before=True, distill=(cfg.finalize.distill,
+                                                                  cfg.finalize.temperature))
     lat = ws.measure_latency(model)
     score = Score(acc, before, model_size_mib(model), count_nonzero(model),
                   count_macs(model, ws.input_size), lat.median_ms, time.perf_counter() - start)

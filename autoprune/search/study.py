@@ -133,9 +133,10 @@ class PruneSearch:
         self.scorer_ = ProxyScorer(ws, record.dense.latency_ms)
         if coordinator and cfg.search.warm_start:
             present = record.baselines_present()
-            for name in self.space_.baseline_names():
-                if name not in present:
-                    record.enqueue_baseline(name)
+            for level in reversed(cfg.search.levels):  # the full budget first
+                for name in self.space_.baseline_names():
+                    if (name, round(level, 6)) not in present:
+                        record.enqueue_baseline(name, level)
         return study
 
     def run(self, workers: int = 1) -> PruneSearch:
@@ -188,7 +189,8 @@ class PruneSearch:
         """Re-score the front's candidates with fresh seeds (see
         :mod:`autoprune.search.confirmation`); returns the confirmed rows."""
         confirmation.confirm(self.record_, self.scorer_, self.cfg.proxy,
-                             self.cfg.search.objectives, progress=self.progress)
+                             self.cfg.search.objectives, self.cfg.search.levels,
+                             progress=self.progress)
         res = self.record_.results()
         return res[res["confirmed_acc"].notna()].reset_index(drop=True)
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from autoprune.cache import cache_dir, hash_key
 from autoprune.engine.policy import Policy
 from autoprune.search import PruneSearch
+from autoprune.search.config import distill_key
 from autoprune.search.scoring import final_finetune
 
 __all__ = ["Evaluator"]
@@ -27,7 +28,9 @@ class Evaluator:
         self.search = search
         ws, cfg = search.ws_, search.cfg
         self._base = hash_key(ws.baseline.path, ws.data.fingerprint, repr(cfg.proxy),
-                              repr(cfg.finalize), cfg.recipe.to_dict())
+                              repr(cfg.finalize), cfg.recipe.to_dict(),
+                              *([distill_key(cfg.proxy), distill_key(cfg.finalize)]
+                                if cfg.proxy.distill or cfg.finalize.distill else []))
         self.dir = cache_dir("bench")
         self.computed = 0
 

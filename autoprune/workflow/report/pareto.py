@@ -66,7 +66,7 @@ def pareto_plot_data(search: PruneSearch, axis: str = "size") -> ParetoPlotData:
         pts[~pts["feasible"]][["trial", "x", "acc", "baseline"]],
         front.sort_values("x")[["x", "confirmed_acc", "confirmed_std"]],
         _proxy_front(pts),
-        pts[(pts["baseline"] != "")][["x", "acc", "baseline"]],
+        _labelled(pts[(pts["baseline"] != "")])[["x", "acc", "baseline"]],
         fin if not fin.empty else pd.DataFrame(columns=["x", "test_acc", "label"]),
         (float(dense[col]), float(dense["val_acc"])),
         final_dense.test_acc if final_dense else None,
@@ -131,3 +131,10 @@ def draw_pareto(d: ParetoPlotData, path: Path, title: str = "") -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _labelled(baselines: pd.DataFrame) -> pd.DataFrame:
+    """Baselines named ``uniform`` at the full budget, ``uniform@0.7`` at a lower level."""
+    return baselines.assign(baseline=[b if abs(lv - 1.0) < 1e-6 else f"{b}@{lv:g}"
+                                      for b, lv in zip(baselines["baseline"],
+                                                       baselines["level"])])
