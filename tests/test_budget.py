@@ -49,3 +49,49 @@ def test_limits_from_budget():
     assert lim.fits(lim.params, 200) and not lim.fits(lim.params + 1, 200)
     lat = Limits.from_budget(Budget(latency=0.5), 10, 800)
     assert lat.structural_macs == 400 and lat.scaled(0.5).structural_macs == 200
+
+
+def test_latency_table_measures_each_group_alone_and_fits_its_scale():
+    """A table measured on a latency that is exactly 0.5 ms + 1e-6 ms per structural MAC:
+    single-group policies are reproduced exactly at the measured levels, interpolated between
+    them, and random policies within 20 % once the scale is fitted (a layer between two
+    groups costs k_g x k_h, which no sum of single-group savings reproduces exactly: the
+    model's own error, before any measurement noise)."""
+    import random
+
+    import torch
+
+    from autoprune.engine.costmodel import ChannelCostModel
+    from autoprune.engine.metrics import count_macs
+    from autoprune.models import ModelSpec, build_model
+    from autoprune.search.calibration import LatencyTable, measure_latency_table
+
+    model = build_model(ModelSpec("vgg", 0.125, 1, 10)).eval()
+    x = torch.zeros(1, 1, 32, 32)
+    cost = ChannelCostModel(model, x)
+
+    def measure(m):
+        return 0.5 + 1e-6 * count_macs(m, (1, 32, 32))
+
+    dense = measure(model)
+    ticks = []
+    table = measure_latency_table(model, x, cost, ratio=lambda m: measure(m) / dense,
+                                  measure=measure, min_keep=0.3, keeps=(0.2, 0.5, 0.75),
+                                  fit_policies=4, progress=lambda: ticks.append(1))
+    assert table.keeps == (0.3, 0.5, 0.75)  # raised to min_keep
+    assert len(ticks) == len(cost.ids) * 3 + 4
+    g = cost.ids[1]
+    from autoprune.engine.prune import channel_prune
+    for k in (0.5, 0.75):
+        assert table.dense_ms - table.saving({g: k}) == pytest.approx(
+            measure(channel_prune(model, {g: k}, x)))
+    mid = table.saving({g: 0.625})
+    assert mid == pytest.approx((table.saving({g: 0.5}) + table.saving({g: 0.75})) / 2)
+    assert table.saving({}) == 0.0 and table.predict({}) == pytest.approx(dense)
+    rng = random.Random(5)
+    for _ in range(5):
+        keep = {i: rng.uniform(0.3, 1.0) for i in cost.ids}
+        truth = measure(channel_prune(model, keep, x))
+        assert table.predict(keep) == pytest.approx(truth, rel=0.2)
+    assert table.scale < 1  # the summed savings count shared layers twice
+    assert LatencyTable.from_dict(table.to_dict()) == table
