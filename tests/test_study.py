@@ -415,3 +415,49 @@ def test_distillation_from_the_dense_model_in_proxy_and_finalize(synthetic_idx_r
     raw["proxy"]["distill"] = 0.0
     PruneSearch(config_from_dict(raw, "nokd"), progress=False).run()
     assert len(calls) == 2 and all(c[1] is None and c[2] == 0.0 for c in calls)
+
+
+def test_multi_fidelity_promotes_the_best_of_each_level_rung_by_rung(synthetic_idx_root,
+                                                                     in_tmp, monkeypatch):
+    """proxy.rungs: the best half of each level (and its best heuristic) re-scored with 6
+    steps, the best half of those with 12; confirmation picks among the top rung's trials
+    and fine-tunes them with 12 steps; a re-run repeats nothing."""
+    import math
+
+    from autoprune.search import promotion
+    from autoprune.search.promotion import level_of
+
+    assert level_of(0.55, (0.5, 0.75, 1.0)) == 0.75 and level_of(0.5, (0.5, 1.0)) == 0.5
+    assert level_of(0.3, (0.5, 1.0)) == 0.5
+    steps = []
+    real = ProxyScorer.score
+
+    def spy(self, policy, **kw):
+        steps.append(kw.get("steps"))
+        return real(self, policy, **kw)
+
+    monkeypatch.setattr(ProxyScorer, "score", spy)
+    raw = tiny_raw(synthetic_idx_root, search={"trials": 8},
+                   proxy={"rungs": [6, 12], "promote": 0.5})
+    search = PruneSearch(config_from_dict(raw, "rungs"), progress=False).run()
+    res = search.results_
+    rungs = search.record_.rungs()
+    at6 = {n for n, d in rungs.items() if 6 in d}
+    at12 = {n for n, d in rungs.items() if 12 in d}
+    by_proxy = res.sort_values(["proxy_acc", "trial"], ascending=[False, True])
+    best_heur = int(by_proxy[by_proxy["baseline"] != ""]["trial"].iloc[0])
+    assert at6 == set(by_proxy["trial"].head(4)) | {best_heur}
+    six = sorted(at6, key=lambda n: (-rungs[n][6], n))
+    heur6 = [n for n in six if res.set_index("trial").loc[n, "baseline"]]
+    assert at12 == set(six[:math.ceil(len(six) / 2)]) | {heur6[0]}
+    assert steps.count(6) == len(at6) and steps.count(12) >= len(at12)
+    confirmed = set(search.record_.confirmations())
+    assert confirmed and confirmed <= at12
+    top = res[res["trial"].isin(at12)]
+    assert (top["rung_steps"] == 12).all() and top["rung_acc"].notna().all()
+    # the confirmations fine-tuned with the top rung's steps: 2 seeds each
+    assert steps.count(12) == len(at12) + 2 * len(confirmed)
+    again = PruneSearch(config_from_dict(raw, "rungs"), progress=False)
+    again._prepare(coordinator=True)
+    assert promotion.promote(again.record_, again.scorer_, (6, 12), 0.5, (1.0,),
+                             progress=False) == 0

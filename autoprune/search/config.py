@@ -159,6 +159,11 @@ class ProxySettings:
         distill: Weight of distillation from the dense model in the fine-tune, in [0, 1]
             (0: labels only; see :func:`autoprune.train.train`).
         temperature: Distillation temperature.
+        rungs: Multi-fidelity scoring: longer fine-tunes (steps, ascending, each above
+            ``steps``) the best ``promote`` fraction of each budget level is re-scored with,
+            rung by rung; confirmation then uses the top rung (see
+            :mod:`autoprune.search.promotion`). Empty: one fidelity.
+        promote: Fraction of a level's trials promoted to the next rung.
     """
 
     steps: int = 100
@@ -173,9 +178,21 @@ class ProxySettings:
     # not in repr: the benchmarks' cache keys of studies made before distillation existed
     distill: float = field(default=0.0, repr=False)
     temperature: float = field(default=4.0, repr=False)
+    rungs: tuple[int, ...] = field(default=(), repr=False)
+    promote: float = field(default=1 / 3, repr=False)
 
     def __post_init__(self) -> None:
         _check_distill("proxy", self.distill, self.temperature)
+        rungs = tuple(self.rungs)
+        if any(not isinstance(r, int) or isinstance(r, bool) for r in rungs) or any(
+                b <= a for a, b in zip((self.steps, *rungs), rungs)):
+            raise ConfigError(f"proxy.rungs must be whole numbers of fine-tune steps, "
+                              f"ascending and above proxy.steps={self.steps}; got "
+                              f"{list(rungs)}.")
+        if not 0 < self.promote <= 1:
+            raise ConfigError(f"proxy.promote is the fraction of each level promoted to the "
+                              f"next rung, in (0, 1]; got {self.promote!r}.")
+        object.__setattr__(self, "rungs", rungs)
         for k in ("steps", "val_limit", "recalibrate", "confirm_top", "confirm_seeds",
                   "confirm_val"):
             if getattr(self, k) < 0:

@@ -17,6 +17,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from autoprune.search.config import ProxySettings
+from autoprune.search.promotion import top_rung
 from autoprune.search.record import Confirmation, StudyRecord
 from autoprune.search.scoring import ProxyScorer
 from autoprune.search.selection import front, spread
@@ -27,11 +28,12 @@ CONFIRM_SEED0 = 1000
 
 
 def candidates(record: StudyRecord, objectives: Sequence[str], top: int,
-               levels: Sequence[float] = (1.0,)) -> list[int]:
+               levels: Sequence[float] = (1.0,), rungs: Sequence[int] = ()) -> list[int]:
     """Trial numbers to confirm: up to ``top`` proxy-front points spread over size, the best
     searched trial, and at each ladder level the best heuristic there and the best searched
-    trial built for that level or a tighter one (see :func:`level_pairs`)."""
-    res = record.results()
+    trial built for that level or a tighter one (see :func:`level_pairs`). With ``rungs``,
+    among the trials that reached the top rung, by their score there."""
+    res = top_rung(record.results(), rungs)
     feas = res[res["feasible"].astype(bool)]
     if feas.empty:
         return []
@@ -79,18 +81,21 @@ def _std(row, acc: str) -> float:
 def confirm(record: StudyRecord, scorer: ProxyScorer, settings: ProxySettings,
             objectives: Sequence[str], levels: Sequence[float] = (1.0,), *,
             progress: bool = True) -> dict[int, Confirmation]:
-    """Confirm the candidates not confirmed yet; returns every confirmation of the study."""
+    """Confirm the candidates not confirmed yet, with the top rung's fine-tune steps when
+    there are rungs; returns every confirmation of the study."""
     if settings.confirm_seeds == 0 or settings.confirm_val == 0:
         return record.confirmations()
     done = record.confirmations()
-    todo = [n for n in candidates(record, objectives, settings.confirm_top, levels)
-            if n not in done]
+    todo = [n for n in candidates(record, objectives, settings.confirm_top, levels,
+                                  settings.rungs) if n not in done]
+    steps = settings.rungs[-1] if settings.rungs else None
     seeds = [CONFIRM_SEED0 + j for j in range(settings.confirm_seeds)]
     images = (settings.val_limit, settings.confirm_val)
     for n in tqdm(todo, desc="confirm", unit="trial", disable=not progress):
         start = time.perf_counter()
         policy = record.trial(n).policy
-        accs = [scorer.score(policy, seed=s, images=images).accuracy for s in seeds]
+        accs = [scorer.score(policy, seed=s, images=images, steps=steps).accuracy
+                for s in seeds]
         record.set_confirmation(n, Confirmation(accs, seeds, (images[0], sum(images)),
                                                 time.perf_counter() - start))
     return record.confirmations()

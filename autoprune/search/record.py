@@ -32,6 +32,7 @@ __all__ = ["DenseReference", "Confirmation", "FinalDense", "FinalPoint", "StudyR
 _DENSE = "dense"
 _FINGERPRINT = "fingerprint"
 _CONFIRM = "confirm:"
+_RUNG = "rung:"
 _FINAL = "final:"
 _FINAL_DENSE = "final:dense"
 _BASELINE = "baseline"
@@ -116,9 +117,9 @@ class FinalPoint(_Record):
     checkpoint: str
 
 
-RESULT_COLUMNS = ["trial", "baseline", "level", "feasible", "proxy_acc", "size_mib", "size_ratio",
-                  "params", "macs", "latency_ms", "seconds", "policy", "confirmed_acc",
-                  "confirmed_std", "confirmed_n"]
+RESULT_COLUMNS = ["trial", "baseline", "level", "feasible", "proxy_acc", "size_mib",
+                  "size_ratio", "params", "macs", "latency_ms", "seconds", "policy",
+                  "confirmed_acc", "confirmed_std", "confirmed_n", "rung_steps", "rung_acc"]
 
 
 class TrialView:
@@ -232,6 +233,16 @@ class StudyRecord:
     def set_confirmation(self, trial: int, c: Confirmation) -> None:
         self.study.set_user_attr(f"{_CONFIRM}{trial}", c.to_dict())
 
+    def rungs(self) -> dict[int, dict[int, float]]:
+        """Trial -> {fine-tune steps: validation accuracy} of its promotions
+        (:mod:`autoprune.search.promotion`)."""
+        return {int(k[len(_RUNG):]): {int(s): a for s, a in v.items()}
+                for k, v in self.study.user_attrs.items() if k.startswith(_RUNG)}
+
+    def set_rung(self, trial: int, steps: int, accuracy: float) -> None:
+        done = self.study.user_attrs.get(f"{_RUNG}{trial}", {})
+        self.study.set_user_attr(f"{_RUNG}{trial}", {**done, str(steps): accuracy})
+
     def finals(self) -> dict[int, FinalPoint]:
         return {int(k[len(_FINAL):]): FinalPoint.from_dict(v)
                 for k, v in self.study.user_attrs.items()
@@ -291,10 +302,12 @@ class StudyRecord:
         """Every completed trial, one row each, with its confirmation where there is one."""
         dense = self.dense
         conf = self.confirmations()
+        rungs = self.rungs()
         rows = []
         for v in self.views((optuna.trial.TrialState.COMPLETE,)):
             pol = v.trial.user_attrs[_POLICY]
             c = conf.get(v.number)
+            top = max(rungs.get(v.number, {}).items(), default=None)
             rows.append({
                 "trial": v.number,
                 "baseline": v.baseline,
@@ -311,5 +324,7 @@ class StudyRecord:
                 "confirmed_acc": c.mean if c else math.nan,
                 "confirmed_std": c.std if c else math.nan,
                 "confirmed_n": len(c.accs) if c else math.nan,
+                "rung_steps": top[0] if top else math.nan,
+                "rung_acc": top[1] if top else math.nan,
             })
         return pd.DataFrame(rows, columns=RESULT_COLUMNS)

@@ -23,7 +23,7 @@ import torch
 
 from autoprune.engine.policy import Policy, get_mode
 from autoprune.errors import ConfigError, StudyStateError
-from autoprune.search import artifacts, confirmation, selection
+from autoprune.search import artifacts, confirmation, promotion, selection
 from autoprune.search.budget import objective_direction
 from autoprune.search.config import StudyConfig, load_config
 from autoprune.search.objective import Objective
@@ -186,8 +186,13 @@ class PruneSearch:
         optimize(study, objective, cfg, progress=self.progress)
 
     def confirm(self) -> pd.DataFrame:
-        """Re-score the front's candidates with fresh seeds (see
-        :mod:`autoprune.search.confirmation`); returns the confirmed rows."""
+        """Promote the best trials of each level through ``proxy.rungs`` (see
+        :mod:`autoprune.search.promotion`), then re-score the front's candidates with fresh
+        seeds (see :mod:`autoprune.search.confirmation`); returns the confirmed rows."""
+        p = self.cfg.proxy
+        if p.rungs:
+            promotion.promote(self.record_, self.scorer_, p.rungs, p.promote,
+                              self.cfg.search.levels, progress=self.progress)
         confirmation.confirm(self.record_, self.scorer_, self.cfg.proxy,
                              self.cfg.search.objectives, self.cfg.search.levels,
                              progress=self.progress)
