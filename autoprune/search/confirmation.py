@@ -31,7 +31,7 @@ def candidates(record: StudyRecord, objectives: Sequence[str], top: int,
                levels: Sequence[float] = (1.0,), rungs: Sequence[int] = ()) -> list[int]:
     """Trial numbers to confirm: up to ``top`` proxy-front points spread over size, the best
     searched trial, and at each ladder level the best heuristic there and the best searched
-    trial built for that level or a tighter one (see :func:`level_pairs`). With ``rungs``,
+    trial that costs no more (see :func:`level_pairs`). With ``rungs``,
     among the trials that reached the top rung, by their score there."""
     res = top_rung(record.results(), rungs)
     feas = res[res["feasible"].astype(bool)]
@@ -48,17 +48,20 @@ def candidates(record: StudyRecord, objectives: Sequence[str], top: int,
 
 def level_pairs(results: pd.DataFrame, levels: Sequence[float], acc: str = "confirmed_acc"
                 ) -> list[dict]:
-    """At each ladder level: the feasible heuristic trial built for it with the highest ``acc``
-    and the feasible searched trial built for it or a tighter level (sweep target <= level)
-    with the highest ``acc``; ``None`` where there is none."""
+    """At each ladder level: the feasible heuristic trial built for it with the highest
+    ``acc``, and the feasible searched trial with the highest ``acc`` among those that cost
+    no more than that heuristic (size and MACs, within 0.5 %: the costs a policy is built
+    to; measured latency is too noisy to rank by). ``None`` where there is none."""
     feas = results[results["feasible"].astype(bool) & results[acc].notna()]
     out = []
     for level in levels:
-        at = (feas["level"] - level).abs() < 1e-6
-        heur = feas[(feas["baseline"] != "") & at]
-        srch = feas[(feas["baseline"] == "") & (feas["level"] <= level + 1e-6)]
+        heur = feas[(feas["baseline"] != "") & ((feas["level"] - level).abs() < 1e-6)]
         h = heur.loc[heur[acc].idxmax()] if len(heur) else None
-        t = srch.loc[srch[acc].idxmax()] if len(srch) else None
+        srch = feas[feas["baseline"] == ""]
+        if h is not None:
+            srch = srch[(srch["size_mib"] <= h["size_mib"] * 1.005)
+                        & (srch["macs"] <= h["macs"] * 1.005)]
+        t = srch.loc[srch[acc].idxmax()] if h is not None and len(srch) else None
         out.append({
             "level": level,
             "heuristic": h["baseline"] if h is not None else None,

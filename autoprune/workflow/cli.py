@@ -407,6 +407,15 @@ def format_front(search) -> str:
         lines.append(f"  {int(r.trial):>5} {r.baseline or '-':<17}{r.proxy_acc:>8.2f}"
                      f"{r.confirmed_acc:>9.2f} ±{r.confirmed_std:4.2f}{r.size_mib:>8.3f}"
                      f"{1 / r.size_ratio:>10.2f}{r.macs / 1e6:>8.2f}{r.latency_ms:>8.3f}")
+    from autoprune.workflow.report import level_table
+
+    levels = level_table(search)
+    if not levels.empty:
+        lines.append("level by level (confirmed %; the best heuristic at each level vs the best "
+                     "searched trial of no larger size and MACs):")
+        for _, r in levels.iterrows():
+            lines.append(f"  {r.iloc[0]:.3f} x budget: {r.iloc[1]:<15} {r.iloc[2]:>14}   "
+                         f"searched {r.iloc[3]!s:>4} {r.iloc[4]:>14}   {r.iloc[5]:>6} pp")
     lines.append(f"front written to {cfg.run_dir / 'pareto.csv'}")
     return "\n".join(lines)
 

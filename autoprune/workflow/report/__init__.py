@@ -122,9 +122,9 @@ def write_report(search: PruneSearch, out_dir: Path | None = None,
     if not levels.empty:
         doc.heading("Level by level: best searched vs best heuristic (confirmed, validation)", 2)
         doc.paragraph("At each budget level the heuristics were enqueued at: the best heuristic "
-                      "there and the best searched trial built for that level or a tighter "
-                      "one, both confirmed with fresh seeds (mean ± std). A difference within "
-                      "the stds is a tie.")
+                      "there and the best searched trial no larger than it (size and MACs, "
+                      "within 0.5 %), both confirmed with fresh seeds (mean ± std). A "
+                      "difference within the stds is a tie.")
         doc.table(list(levels.columns), levels.values.tolist())
     doc.heading("Pareto plots", 2)
     doc.paragraph("In report.html: hover a point for its trial, accuracy ± std, size, MACs, "
