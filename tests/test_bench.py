@@ -47,7 +47,8 @@ def test_quick_bench_runs_resumes_and_reports(synthetic_idx_root, in_tmp, capsys
     summary = (in_tmp / "reports" / "benchmarks" / "README.md").read_text()
     assert "[tinybench](tinybench/report.md)" in summary
 
-    # a second run evaluates nothing again
+    # a second run evaluates nothing again; its report's command repeats its overrides
     capsys.readouterr()
-    assert main(["bench", str(study), "--quick", "--quiet"]) == 0
+    assert main(["bench", str(study), "--quick", "--quiet", "--set", "proxy.seed=0"]) == 0
     assert "0 evaluations computed" in capsys.readouterr().out
+    assert "tinybench.toml --set proxy.seed=0 --seeds 2" in (out / "report.md").read_text()

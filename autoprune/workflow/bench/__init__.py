@@ -133,7 +133,8 @@ def run_bench(search: PruneSearch, settings: BenchSettings, out_dir: Path, *,
     latency = _latency(search, heuristics, searched, settings, progress) \
         if get_mode(cfg.search.mode).channels else None
     results = {
-        "study": cfg.name, "source": cfg.source, "mode": cfg.search.mode,
+        "study": cfg.name, "source": cfg.source, "overrides": list(cfg.overrides),
+        "mode": cfg.search.mode,
         "budget": cfg.budget.items(), "levels": list(levels), "seeds": list(settings.seeds),
         "finetune": {"epochs": cfg.finalize.epochs, "steps": cfg.finalize.steps,
                      "lr": cfg.finalize.lr},

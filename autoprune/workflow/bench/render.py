@@ -174,8 +174,11 @@ def _document(r: dict, plots: list[Path]) -> Document:
 
 def _flags(r: dict) -> str:
     s = r["settings"]
-    return f" --seeds {len(s['seeds'])} --rank-policies {s['rank_policies']}" + (
-        f" --finalize-steps {r['finetune']['steps']}" if r["finetune"]["steps"] else "")
+    steps = r["finetune"]["steps"]
+    sets = "".join(f" --set {o}" for o in r.get("overrides", [])
+                   if not o.startswith("finalize.steps="))  # --finalize-steps says it
+    return sets + f" --seeds {len(s['seeds'])} --rank-policies {s['rank_policies']}" + (
+        f" --finalize-steps {steps}" if steps else "")
 
 
 def _rank_section(doc: Document, rf: dict, r: dict) -> None:
