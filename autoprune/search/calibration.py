@@ -49,12 +49,8 @@ def latency_macs_cap(model: nn.Module, example_inputs: torch.Tensor, cost: Chann
     """
     if "latency" not in budget.axes():
         return None
-    points = []
-    for keep in (min_keep, *_KEEPS):
-        k = {g: max(min_keep, keep) for g in cost.ids}
-        points.append((cost.macs(k), measure(channel_prune(model, k, example_inputs))))
-    dense_ms = measure(model)
-    points.append((count_macs(model, tuple(example_inputs.shape[1:])), dense_ms))
+    points = _uniform_cuts(model, example_inputs, cost, min_keep, measure)
+    dense_ms = points[-1][1]
     cap = budget.caps({"size_mib": 0.0, "macs": 0, "latency_ms": dense_ms})["latency_ms"]
     fastest = points[0][1]
     if fastest > cap:
@@ -69,16 +65,25 @@ def latency_macs_cap(model: nn.Module, example_inputs: torch.Tensor, cost: Chann
     return float(np.clip(((1 - margin) * cap - a) / b, macs.min(), macs.max()))
 
 
-def macs_line(model: nn.Module, example_inputs: torch.Tensor, cost: ChannelCostModel, *,
-              min_keep: float, measure: Callable[[nn.Module], float]) -> tuple[float, float]:
-    """``(a, b)`` of the calibration's line latency = a + b x structural MACs (the points
-    :func:`latency_macs_cap` fits), for comparing it with :class:`LatencyTable`."""
+def _uniform_cuts(model: nn.Module, example_inputs: torch.Tensor, cost: ChannelCostModel,
+                  min_keep: float, measure: Callable[[nn.Module], float]
+                  ) -> list[tuple[int, float]]:
+    """``(structural MACs, ms)`` of uniformly pruned copies, smallest first, then of the
+    dense model (last): the points the calibration's line is fitted on."""
     points = []
     for keep in (min_keep, *_KEEPS):
         k = {g: max(min_keep, keep) for g in cost.ids}
         points.append((cost.macs(k), measure(channel_prune(model, k, example_inputs))))
     points.append((count_macs(model, tuple(example_inputs.shape[1:])), measure(model)))
-    macs, ms = np.array(points, dtype=float).T
+    return points
+
+
+def macs_line(model: nn.Module, example_inputs: torch.Tensor, cost: ChannelCostModel, *,
+              min_keep: float, measure: Callable[[nn.Module], float]) -> tuple[float, float]:
+    """``(a, b)`` of the calibration's line latency = a + b x structural MACs (the points
+    :func:`latency_macs_cap` fits), for comparing it with :class:`LatencyTable`."""
+    macs, ms = np.array(_uniform_cuts(model, example_inputs, cost, min_keep, measure),
+                        dtype=float).T
     b, a = np.polyfit(macs, ms, 1)
     return float(a), float(b)
 

@@ -123,7 +123,6 @@ class ProxyScorer:
                      count_macs(model, self.ws.input_size), latency,
                      time.perf_counter() - start)
 
-
     def measure_latency(self, model: nn.Module) -> float:
         """The candidate's latency in ms: interleaved with dense under a ratio budget (see
         the class), else measured alone."""
