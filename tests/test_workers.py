@@ -7,12 +7,14 @@ import signal
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import optuna
 import pandas as pd
 import pytest
 
 from autoprune.search.config import load_config
+from autoprune.search.optimize import SURPLUS, counted_trials, optimize
 from autoprune.search.record import StudyRecord, TrialView
 from autoprune.search.selection import front
 from autoprune.search.storage import open_storage
@@ -74,6 +76,36 @@ def test_kill_one_of_two_workers_mid_trial(backend, synthetic_idx_root, in_tmp, 
     written = pd.read_csv(in_tmp / "studies" / name / "pareto.csv")
     assert written["trial"].tolist() == expected["trial"].tolist()
     assert len(StudyRecord(study).confirmations()) >= 1
+
+
+def _capped_study(complete: int) -> optuna.Study:
+    study = optuna.create_study()
+    for _ in range(complete):
+        study.add_trial(optuna.trial.create_trial(value=1.0))
+    return study
+
+
+def test_a_trial_started_once_the_cap_is_reached_gives_way():
+    """The race of optuna#3518: another process's trial (number 2) is running when this
+    process starts trial 3 with the cap at 3. Trial 3 must not run; it ends PRUNED, marked
+    surplus, and counts nowhere, so the cap still holds once trial 2 completes."""
+    cfg = SimpleNamespace(name="cap", search=SimpleNamespace(trials=3, timeout=None))
+    study = _capped_study(2)
+    other = study.ask()
+    ran = []
+    optimize(study, lambda t: ran.append(t.number) or 1.0, cfg, progress=False)
+    assert ran == []
+    surplus = study.trials[3]
+    assert surplus.state == optuna.trial.TrialState.PRUNED and surplus.user_attrs[SURPLUS]
+    assert counted_trials(study) == 2 and counted_trials(study, running=True) == 3
+    study.tell(other, 1.0)
+    assert counted_trials(study) == 3
+    optimize(study, lambda t: ran.append(t.number) or 1.0, cfg, progress=False)
+    assert ran == []  # the cap is reached: nothing more runs
+    # without the other process's trial, the missing trial runs, and only that one
+    study = _capped_study(2)
+    optimize(study, lambda t: ran.append(t.number) or 1.0, cfg, progress=False)
+    assert ran == [2] and counted_trials(study) == 3
 
 
 def test_a_live_process_trial_is_never_failed(tmp_path):

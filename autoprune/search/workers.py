@@ -131,9 +131,8 @@ def worker_devices(workers: int, device: str | None) -> list[str | None]:
 
 
 def _needs_trials(cfg: StudyConfig) -> bool:
+    from autoprune.search.optimize import counted_trials
     from autoprune.search.storage import open_storage
 
     study = optuna.load_study(study_name=cfg.name, storage=open_storage(cfg.storage_url))
-    ts = optuna.trial.TrialState
-    done = study.get_trials(deepcopy=False, states=(ts.COMPLETE, ts.PRUNED))
-    return len(done) < cfg.search.trials
+    return counted_trials(study) < cfg.search.trials
