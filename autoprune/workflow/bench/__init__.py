@@ -46,6 +46,8 @@ class BenchSettings:
         latency_repeats: Interleaved dense / point latency measurements per batch size.
         latency_batches: Batch sizes of the latency check.
         min_run_time: Seconds per latency measurement.
+        rank_steps: Further proxy fine-tune lengths (steps) scored on the rank-fidelity
+            policies, each with its own τ: does a longer (or shorter) proxy rank better?
     """
 
     levels: tuple[float, ...] | None = None
@@ -55,6 +57,7 @@ class BenchSettings:
     latency_repeats: int = 3
     latency_batches: tuple[int, ...] = (1, 64)
     min_run_time: float = 0.3
+    rank_steps: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.levels is not None and (not self.levels
@@ -68,6 +71,10 @@ class BenchSettings:
             raise ConfigError(f"bench needs rank_policies >= 4, latency_repeats >= 1 and a "
                               f"batch size, got {self.rank_policies}, {self.latency_repeats}, "
                               f"{list(self.latency_batches)}.")
+        if any(not isinstance(n, int) or isinstance(n, bool) or n < 0
+               for n in self.rank_steps):
+            raise ConfigError(f"bench rank steps must be whole numbers of fine-tune steps "
+                              f">= 0, got {list(self.rank_steps)}.")
 
 
 QUICK = BenchSettings(levels=(0.5, 0.75, 1.0), seeds=(2000, 2001), rank_policies=6,
@@ -206,27 +213,37 @@ def _rank_fidelity(search: PruneSearch, ev: Evaluator, settings: BenchSettings, 
         policies.append((f"draw {len(policies)}", space.sample(study.ask(), factor=1.0)))
     confirm_images = (p.val_limit, p.confirm_val)
     conf_seeds = [CONFIRM_SEED0 + j for j in range(max(p.confirm_seeds, 1))]
-    rows = []
+    extra = [n for n in dict.fromkeys(settings.rank_steps) if n != p.steps]
+    rows, seconds = [], {f"proxy@{n}": [] for n in (p.steps, *extra)}
     for label, policy in tqdm(policies, desc="bench: rank fidelity", unit="policy",
                               disable=not progress):
         fin = ev.finetuned(policy, settings.seeds[0])
+        proxy = ev.proxy(policy)
+        seconds[f"proxy@{p.steps}"].append(proxy["seconds"])
+        at = {}
+        for n in extra:
+            r = ev.proxy(policy, steps=n)
+            at[f"proxy@{n}"] = r["accuracy"]
+            seconds[f"proxy@{n}"].append(r["seconds"])
         rows.append({
             "policy": label, "size_ratio": fin["size_mib"] / dense["size_mib"],
             "estimate": space.estimate(policy),
             "recal_only": ev.proxy(policy, steps=0)["accuracy"],
-            "proxy": ev.proxy(policy)["accuracy"],
+            "proxy": proxy["accuracy"],
             "confirmed": statistics.fmean(ev.proxy(policy, seed=s, images=confirm_images)
                                           ["accuracy"] for s in conf_seeds),
-            "test": fin["test_acc"]})
+            **at, "test": fin["test_acc"]})
     test = [r["test"] for r in rows]
     scores = {}
-    for key in ("estimate", "recal_only", "proxy", "confirmed"):
+    for key in ("estimate", "recal_only", "proxy", *at, "confirmed"):
         vals = [r[key] for r in rows]
         if any(v is None for v in vals):
             continue
         scores[key] = {"kendall_tau": kendall_tau(vals, test),
                        "spearman_rho": spearman_rho(vals, test)}
     return {"rows": rows, "scores": scores, "test_seed": settings.seeds[0],
+            "proxy_steps": [p.steps, *extra],
+            "proxy_seconds": {k: statistics.median(v) for k, v in seconds.items() if v},
             "test_spread": {"min": min(test), "max": max(test),
                             "std": statistics.stdev(test) if len(test) > 1 else 0.0}}
 
