@@ -53,16 +53,18 @@ def test_quick_bench_runs_resumes_and_reports(synthetic_idx_root, in_tmp, capsys
     assert "0 evaluations computed" in capsys.readouterr().out
     assert "tinybench.toml --set proxy.seed=0 --seeds 2" in (out / "report.md").read_text()
 
-    # further proxy lengths on the rank-fidelity policies: each one scored and ranked, the
-    # study's own length (3) not scored twice, everything else still cached
+    # further proxies on the rank-fidelity policies (longer / shorter fine-tunes, more
+    # images): each one scored and ranked, the study's own (3 steps, 100 images) not twice,
+    # everything else still cached
     capsys.readouterr()
-    assert main(["bench", str(study), "--quick", "--quiet", "--rank-steps", "1,3,6"]) == 0
-    assert "12 evaluations computed" in capsys.readouterr().out
+    assert main(["bench", str(study), "--quick", "--quiet", "--rank-steps", "1,3,6",
+                 "--rank-images", "50,100"]) == 0
+    assert "18 evaluations computed" in capsys.readouterr().out
     rank = json.loads((out / "results.json").read_text())["rank_fidelity"]
-    assert rank["proxy_steps"] == [3, 1, 6]
-    assert {"proxy@1", "proxy@6"} <= set(rank["scores"]) and "proxy@3" not in rank["scores"]
-    assert all(0 <= row["proxy@1"] <= 100 and 0 <= row["proxy@6"] <= 100
-               for row in rank["rows"])
-    assert set(rank["proxy_seconds"]) == {"proxy@3", "proxy@1", "proxy@6"}
+    assert set(rank["labels"]) == {"proxy", "proxy@1", "proxy@6", "proxy/50"}
+    assert set(rank["scores"]) >= set(rank["labels"]) and "proxy@3" not in rank["scores"]
+    assert all(0 <= row[k] <= 100 for row in rank["rows"] for k in rank["labels"])
+    assert set(rank["proxy_seconds"]) == set(rank["labels"])
     md = (out / "report.md").read_text()
-    assert "proxy, 6 steps" in md and "--rank-steps 1,3,6" in md
+    assert "proxy, 6 steps" in md and "proxy, 50 images" in md
+    assert "--rank-steps 1,3,6 --rank-images 50,100" in md

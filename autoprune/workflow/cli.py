@@ -213,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rank-steps", default=None, metavar="N,N",
                    help="further proxy fine-tune lengths scored on the rank-fidelity "
                         "policies, each with its Kendall τ, e.g. 15,150 (default: none)")
+    p.add_argument("--rank-images", default=None, metavar="N,N",
+                   help="further numbers of validation images (the first N) the rank-fidelity "
+                        "policies' proxy is scored on, each with its Kendall τ (default: none)")
     p.add_argument("--finalize-steps", type=int, default=None,
                    help="size the fine-tune: exactly N optimiser steps for every point "
                         "(default: the study's finalize epochs)")
@@ -526,13 +529,16 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             raise ConfigError(f"--levels must be comma-separated fractions, got "
                               f"{args.levels!r}.") from None
         settings = replace(settings, levels=levels)
-    if args.rank_steps:
-        try:
-            rank_steps = tuple(int(v) for v in args.rank_steps.split(","))
-        except ValueError:
-            raise ConfigError(f"--rank-steps must be comma-separated whole numbers of "
-                              f"fine-tune steps, got {args.rank_steps!r}.") from None
-        settings = replace(settings, rank_steps=rank_steps)
+    for flag, field, what in (("rank_steps", "rank_steps", "fine-tune steps"),
+                              ("rank_images", "rank_images", "validation images")):
+        value = getattr(args, flag)
+        if value:
+            try:
+                numbers = tuple(int(v) for v in value.split(","))
+            except ValueError:
+                raise ConfigError(f"--{flag.replace('_', '-')} must be comma-separated whole "
+                                  f"numbers of {what}, got {value!r}.") from None
+            settings = replace(settings, **{field: numbers})
     out = Path(args.out) if args.out else Path("reports") / "benchmarks" / cfg.name
     search = PruneSearch(cfg, device=args.device, progress=not args.quiet)
     results = run_bench(search, settings, out, progress=not args.quiet)

@@ -48,6 +48,7 @@ class BenchSettings:
         min_run_time: Seconds per latency measurement.
         rank_steps: Further proxy fine-tune lengths (steps) scored on the rank-fidelity
             policies, each with its own τ: does a longer (or shorter) proxy rank better?
+        rank_images: Further numbers of validation images (the first N) scored likewise.
     """
 
     levels: tuple[float, ...] | None = None
@@ -58,6 +59,7 @@ class BenchSettings:
     latency_batches: tuple[int, ...] = (1, 64)
     min_run_time: float = 0.3
     rank_steps: tuple[int, ...] = ()
+    rank_images: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.levels is not None and (not self.levels
@@ -75,6 +77,10 @@ class BenchSettings:
                for n in self.rank_steps):
             raise ConfigError(f"bench rank steps must be whole numbers of fine-tune steps "
                               f">= 0, got {list(self.rank_steps)}.")
+        if any(not isinstance(n, int) or isinstance(n, bool) or n < 1
+               for n in self.rank_images):
+            raise ConfigError(f"bench rank images must be whole numbers of validation images "
+                              f">= 1, got {list(self.rank_images)}.")
 
 
 QUICK = BenchSettings(levels=(0.5, 0.75, 1.0), seeds=(2000, 2001), rank_policies=6,
@@ -102,6 +108,10 @@ def run_bench(search: PruneSearch, settings: BenchSettings, out_dir: Path, *,
     ``out_dir`` (``report.md``, ``results.json``, front plots). Returns the results."""
     from autoprune.workflow.bench.render import write_bench
 
+    too_many = [m for m in settings.rank_images if m > search.cfg.data.val_size]
+    if too_many:
+        raise ConfigError(f"bench rank images {too_many} exceed the validation split "
+                          f"(data.val_size = {search.cfg.data.val_size}).")
     t0 = time.perf_counter()
     search.run()
     search_seconds = time.perf_counter() - t0
@@ -213,18 +223,18 @@ def _rank_fidelity(search: PruneSearch, ev: Evaluator, settings: BenchSettings, 
         policies.append((f"draw {len(policies)}", space.sample(study.ask(), factor=1.0)))
     confirm_images = (p.val_limit, p.confirm_val)
     conf_seeds = [CONFIRM_SEED0 + j for j in range(max(p.confirm_seeds, 1))]
-    extra = [n for n in dict.fromkeys(settings.rank_steps) if n != p.steps]
-    rows, seconds = [], {f"proxy@{n}": [] for n in (p.steps, *extra)}
+    variants = _rank_variants(p, settings)
+    rows, seconds = [], {"proxy": [], **{k: [] for k in variants}}
     for label, policy in tqdm(policies, desc="bench: rank fidelity", unit="policy",
                               disable=not progress):
         fin = ev.finetuned(policy, settings.seeds[0])
         proxy = ev.proxy(policy)
-        seconds[f"proxy@{p.steps}"].append(proxy["seconds"])
+        seconds["proxy"].append(proxy["seconds"])
         at = {}
-        for n in extra:
-            r = ev.proxy(policy, steps=n)
-            at[f"proxy@{n}"] = r["accuracy"]
-            seconds[f"proxy@{n}"].append(r["seconds"])
+        for key, (_, kwargs) in variants.items():
+            r = ev.proxy(policy, **kwargs)
+            at[key] = r["accuracy"]
+            seconds[key].append(r["seconds"])
         rows.append({
             "policy": label, "size_ratio": fin["size_mib"] / dense["size_mib"],
             "estimate": space.estimate(policy),
@@ -235,17 +245,28 @@ def _rank_fidelity(search: PruneSearch, ev: Evaluator, settings: BenchSettings, 
             **at, "test": fin["test_acc"]})
     test = [r["test"] for r in rows]
     scores = {}
-    for key in ("estimate", "recal_only", "proxy", *at, "confirmed"):
+    for key in ("estimate", "recal_only", "proxy", *variants, "confirmed"):
         vals = [r[key] for r in rows]
         if any(v is None for v in vals):
             continue
         scores[key] = {"kendall_tau": kendall_tau(vals, test),
                        "spearman_rho": spearman_rho(vals, test)}
     return {"rows": rows, "scores": scores, "test_seed": settings.seeds[0],
-            "proxy_steps": [p.steps, *extra],
+            "labels": {"proxy": f"proxy ({p.steps} steps, {p.val_limit} images)",
+                       **{k: lab for k, (lab, _) in variants.items()}},
             "proxy_seconds": {k: statistics.median(v) for k, v in seconds.items() if v},
             "test_spread": {"min": min(test), "max": max(test),
                             "std": statistics.stdev(test) if len(test) > 1 else 0.0}}
+
+
+def _rank_variants(p, settings: BenchSettings) -> dict[str, tuple[str, dict]]:
+    """The further proxies of the rank-fidelity check: key -> (label, ``Evaluator.proxy``
+    arguments); the study's own proxy is never scored twice."""
+    out = {f"proxy@{n}": (f"proxy, {n} steps", {"steps": n})
+           for n in dict.fromkeys(settings.rank_steps) if n != p.steps}
+    out.update({f"proxy/{m}": (f"proxy, {m} images", {"images": (0, m)})
+                for m in dict.fromkeys(settings.rank_images) if m != p.val_limit})
+    return out
 
 
 def _latency(search: PruneSearch, heuristics: dict, searched: list[dict],

@@ -177,9 +177,10 @@ def _flags(r: dict) -> str:
     steps = r["finetune"]["steps"]
     sets = "".join(f" --set {o}" for o in r.get("overrides", [])
                    if not o.startswith("finalize.steps="))  # --finalize-steps says it
-    rank_steps = ",".join(str(n) for n in s.get("rank_steps", ()))
-    return sets + f" --seeds {len(s['seeds'])} --rank-policies {s['rank_policies']}" + (
-        f" --rank-steps {rank_steps}" if rank_steps else "") + (
+    rank = "".join(f" --{flag} " + ",".join(str(n) for n in s[key])
+                   for flag, key in (("rank-steps", "rank_steps"),
+                                     ("rank-images", "rank_images")) if s.get(key))
+    return sets + f" --seeds {len(s['seeds'])} --rank-policies {s['rank_policies']}" + rank + (
         f" --finalize-steps {steps}" if steps else "")
 
 
@@ -194,17 +195,15 @@ def _rank_section(doc: Document, rf: dict, r: dict) -> None:
                   + (" The spread is within about twice the seed noise, so these τ mostly "
                      "rank noise and mean little." if spread["max"] - spread["min"]
                      < 2 * 2 * seed_std else ""))
-    steps = rf.get("proxy_steps", [])
+    labels = rf.get("labels", {})
     secs = rf.get("proxy_seconds", {})
-    names = {"proxy": f"proxy ({steps[0]} steps)" if steps else "proxy"}
-    names.update({f"proxy@{n}": f"proxy, {n} steps" for n in steps[1:]})
     doc.table(["score", "Kendall τ", "Spearman ρ", "median seconds per policy"],
-              [[names.get(k, k), _f(v["kendall_tau"], "{:.3f}"), _f(v["spearman_rho"], "{:.3f}"),
-                _f(secs.get(f"proxy@{steps[0]}" if k == "proxy" and steps else k), "{:.1f}")]
+              [[labels.get(k, k), _f(v["kendall_tau"], "{:.3f}"),
+                _f(v["spearman_rho"], "{:.3f}"), _f(secs.get(k), "{:.1f}")]
                for k, v in rf["scores"].items()])
-    extra = [f"proxy@{n}" for n in steps[1:]]
+    extra = [k for k in labels if k != "proxy"]
     doc.table(["policy", "size ratio", "scan estimate", "BN recal only", "proxy",
-               *(names[k] for k in extra), "confirmed", "TEST"],
+               *(labels[k] for k in extra), "confirmed", "TEST"],
               [[row["policy"], _f(row["size_ratio"], "{:.3f}"), _f(row["estimate"]),
                 _f(row["recal_only"]), _f(row["proxy"]), *(_f(row.get(k)) for k in extra),
                 _f(row["confirmed"]), _f(row["test"])]
