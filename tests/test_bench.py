@@ -29,7 +29,7 @@ def test_quick_bench_runs_resumes_and_reports(synthetic_idx_root, in_tmp, capsys
         assert sizes == sorted(sizes) and sizes[-1] <= 0.5 + 1e-6  # the ladder is a ladder
     assert r["searched"] and all(p["size_ratio"] <= 0.5 + 1e-6 for p in r["searched"])
     iso = r["comparison"]["iso_accuracy"]
-    assert [row["drop"] for row in iso] == [0.5, 1.0, 2.0]
+    assert [row["drop"] for row in iso] == [0.5, 1.0, 2.0, 3.0, 5.0]
     assert {"size", "macs", "latency"} <= set(iso[0])
     rank = r["rank_fidelity"]
     assert len(rank["rows"]) == 6 and {"proxy", "confirmed", "recal_only",

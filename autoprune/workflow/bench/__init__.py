@@ -30,7 +30,8 @@ from autoprune.workflow.bench.ranks import kendall_tau, spearman_rho
 
 __all__ = ["BenchSettings", "run_bench", "QUICK"]
 
-ACC_DROPS = (0.5, 1.0, 2.0)
+# the levels, and deeper ones for tight budgets where no front reaches dense -2 pp
+ACC_DROPS = (0.5, 1.0, 2.0, 3.0, 5.0)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from autoprune.workflow.bench import ACC_DROPS  # noqa: E402
 from autoprune.workflow.report.document import Document  # noqa: E402
 
 __all__ = ["FrontPlotData", "front_plot_data", "draw_fronts", "write_bench", "write_summary"]
@@ -42,7 +43,7 @@ def draw_fronts(d: FrontPlotData, path: Path, title: str) -> Path:
         style = dict(color="tab:red", lw=2, marker="D", ms=6) if name == "searched" else \
             dict(marker="o", ms=4, lw=1)
         ax.errorbar(x, y, yerr=e, capsize=3, label=name, **style)
-    for drop in (0.5, 1.0, 2.0):
+    for drop in ACC_DROPS:
         ax.axhline(d.dense_acc - drop, color="0.6", ls=":", lw=0.8)
     ax.axhline(d.dense_acc, color="k", ls="--", lw=1, label=f"dense {d.dense_acc:.2f} %")
     ax.set_xscale("log")
@@ -252,23 +253,31 @@ def write_summary(root: Path) -> Path:
             vals = [row[f"b{r['latency']['batches'][0]}"]["speedup_per_mac_reduction"]
                     for row in r["latency"]["rows"]]
             spm = sum(vals) / len(vals)
+        link = f"[{r['study']}]({path.parent.name}/report.md)"
+        n_rows = len(rows)
         for iso in r["comparison"]["iso_accuracy"]:
             for axis in ("size", "latency"):
                 if axis not in iso:
                     continue
                 c = iso[axis]
-                rows.append([f"[{r['study']}]({path.parent.name}/report.md)",
-                             f"−{iso['drop']:g} pp", axis, _f(c["costs"]["searched"], "{:.3f}"),
+                if all(v is None for v in c["costs"].values()):
+                    continue  # no front reaches this accuracy on this axis
+                rows.append([link, f"−{iso['drop']:g} pp", axis,
+                             _f(c["costs"]["searched"], "{:.3f}"),
                              f"{c['best_heuristic'] or '–'} "
                              f"{_f(c['costs'].get(c['best_heuristic']), '{:.3f}')}"
                              if c["best_heuristic"] else "–", _f(c["ratio"]),
                              _f(tau, "{:.2f}"), _f(spm), _f(r["cost"]["trials_per_minute"])])
+        if len(rows) == n_rows:
+            rows.append([link, f"none reached (−{max(ACC_DROPS):g} pp)", "–", "–", "–", "–",
+                         _f(tau, "{:.2f}"), _f(spm), _f(r["cost"]["trials_per_minute"])])
     doc = Document(title="autoprune benchmarks")
     doc.heading("Benchmarks: does the search earn its keep?")
     doc.paragraph("Written by `autoprune bench STUDY` (one folder per study, with its command, "
                   "machine and every number). Cost = fraction of dense the front needs to "
                   "reach dense TEST accuracy minus the drop; ratio = searched / best heuristic "
-                  "(< 1: the search wins; '–': a front never reaches it). τ = Kendall τ of the "
+                  "(< 1: the search wins; '–': a front never reaches it; accuracy levels no "
+                  "front reaches are left out). τ = Kendall τ of the "
                   "proxy against finalized TEST accuracy at one budget. speedup÷MACs at batch 1 "
                   "(mean over finalized points). Trials/min: one process, trial time only.")
     doc.table(["study", "accuracy", "axis", "searched", "best heuristic", "ratio", "proxy τ",
