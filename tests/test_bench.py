@@ -37,7 +37,8 @@ def test_quick_bench_runs_resumes_and_reports(synthetic_idx_root, in_tmp, capsys
     lat = r["latency"]
     assert lat["rows"] and all("meets_latency_budget" in row for row in lat["rows"])
     assert all(len(row["b1"]["speedups"]) == 1 for row in lat["rows"])
-    assert r["cost"]["trials"] == 6 and r["cost"]["trial_median_seconds"] > 0
+    assert r["cost"]["trials"] == 6 and r["cost"]["baseline_trials"] == 3
+    assert r["cost"]["trial_median_seconds"] > 0
     md = (out / "report.md").read_text()
     for heading in ("Iso-accuracy", "At each ladder level", "hypervolume", "rank fidelity",
                     "Latency honesty", "Cost"):

@@ -544,11 +544,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     results = run_bench(search, settings, out, progress=not args.quiet)
     print(f"benchmark of {cfg.name} written to {out}/ (report.md, results.json, fronts_*.png); "
           f"{results['evaluations_computed']} evaluations computed, the rest cached")
+    def f(v):
+        return "–" if v is None else f"{v:.3f}"
+
     for row in results["comparison"]["iso_accuracy"]:
         c = row["size"]
-        print(f"  dense -{row['drop']:g} pp: size searched {c['costs']['searched']}, best "
-              f"heuristic {c['best_heuristic']} {c['costs'].get(c['best_heuristic'])}, ratio "
-              f"{c['ratio']}")
+        best = c["best_heuristic"]
+        print(f"  dense -{row['drop']:g} pp: size searched {f(c['costs']['searched'])}, best "
+              f"heuristic {best or '–'} {f(c['costs'].get(best))}, ratio {f(c['ratio'])}")
     return 0
 
 

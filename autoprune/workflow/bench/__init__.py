@@ -24,6 +24,7 @@ from autoprune.engine.policy import Policy, get_mode
 from autoprune.errors import ConfigError
 from autoprune.search import PruneSearch
 from autoprune.search.confirmation import CONFIRM_SEED0
+from autoprune.search.record import TrialView
 from autoprune.workflow.bench import fronts
 from autoprune.workflow.bench.evaluate import Evaluator
 from autoprune.workflow.bench.ranks import kendall_tau, spearman_rho
@@ -319,6 +320,7 @@ def _cost(search: PruneSearch, search_seconds: float, heuristics: dict,
         "scan_seconds": ws.scan(get_mode(cfg.search.mode).scan).compute_seconds,
         "trial_median_seconds": statistics.median(durations) if durations else None,
         "trials": len(trials),
+        "baseline_trials": sum(1 for t in trials if TrialView(t).baseline),
         "trials_per_minute": 60.0 * len(durations) / sum(durations) if durations else None,
         "confirmation_seconds_per_trial": statistics.median(confirm) if confirm else None,
         "finetune_median_seconds": statistics.median(finetunes) if finetunes else None,

@@ -165,7 +165,10 @@ def _document(r: dict, plots: list[Path]) -> Document:
                                                          "{:.1f}")],
         ["this bench call (search continued + evaluations)", _f(r["bench_seconds"], "{:.0f}")],
     ])
-    doc.paragraph(f"{c['trials']} completed trials, {_f(c['trials_per_minute'])} trials per "
+    split = (f" ({c['baseline_trials']} heuristic baselines, "
+             f"{c['trials'] - c['baseline_trials']} searched)"
+             if c.get("baseline_trials") is not None else "")
+    doc.paragraph(f"{c['trials']} completed trials{split}, {_f(c['trials_per_minute'])} trials per "
                   f"minute of trial time (one process).")
     doc.heading("Plots", 2)
     for p in plots:
