@@ -246,19 +246,30 @@ def _rank_fidelity(search: PruneSearch, ev: Evaluator, settings: BenchSettings, 
                                           ["accuracy"] for s in conf_seeds),
             **at, "test": fin["test_acc"]})
     test = [r["test"] for r in rows]
+    draws = [r for r in rows if r["policy"].startswith("draw")]
     scores = {}
     for key in ("estimate", "recal_only", "proxy", *variants, "confirmed"):
         vals = [r[key] for r in rows]
         if any(v is None for v in vals):
             continue
+        # the heuristics can be far apart (a collapsed one inflates τ): the draws alone are
+        # the search's own question, near-equal policies told apart
         scores[key] = {"kendall_tau": kendall_tau(vals, test),
-                       "spearman_rho": spearman_rho(vals, test)}
+                       "spearman_rho": spearman_rho(vals, test),
+                       "kendall_tau_draws": kendall_tau([r[key] for r in draws],
+                                                        [r["test"] for r in draws])
+                       if len(draws) >= 3 else None}
     return {"rows": rows, "scores": scores, "test_seed": settings.seeds[0],
             "labels": {"proxy": f"proxy ({p.steps} steps, {p.val_limit} images)",
                        **{k: lab for k, (lab, _) in variants.items()}},
             "proxy_seconds": {k: statistics.median(v) for k, v in seconds.items() if v},
             "test_spread": {"min": min(test), "max": max(test),
-                            "std": statistics.stdev(test) if len(test) > 1 else 0.0}}
+                            "std": statistics.stdev(test) if len(test) > 1 else 0.0},
+            "draws_test_spread": {"n": len(draws),
+                                  "min": min((r["test"] for r in draws), default=None),
+                                  "max": max((r["test"] for r in draws), default=None),
+                                  "std": statistics.stdev(r["test"] for r in draws)
+                                  if len(draws) > 1 else None}}
 
 
 def _rank_variants(p, settings: BenchSettings) -> dict[str, tuple[str, dict]]:

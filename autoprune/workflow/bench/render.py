@@ -201,9 +201,16 @@ def _rank_section(doc: Document, rf: dict, r: dict) -> None:
                      < 2 * 2 * seed_std else ""))
     labels = rf.get("labels", {})
     secs = rf.get("proxy_seconds", {})
-    doc.table(["score", "Kendall τ", "Spearman ρ", "median seconds per policy"],
+    ds = rf.get("draws_test_spread")
+    if ds and ds["n"] > 1:
+        doc.paragraph(f"The {ds['n']} draws alone (the search's own question: telling near-equal "
+                      f"policies apart) span {ds['min']:.2f}–{ds['max']:.2f} % (std "
+                      f"{ds['std']:.2f}); their τ is the last column.")
+    doc.table(["score", "Kendall τ", "Spearman ρ", "median seconds per policy",
+               "Kendall τ, draws only"],
               [[labels.get(k, k), _f(v["kendall_tau"], "{:.3f}"),
-                _f(v["spearman_rho"], "{:.3f}"), _f(secs.get(k), "{:.1f}")]
+                _f(v["spearman_rho"], "{:.3f}"), _f(secs.get(k), "{:.1f}"),
+                _f(v.get("kendall_tau_draws"), "{:.3f}")]
                for k, v in rf["scores"].items()])
     extra = [k for k in labels if k != "proxy"]
     doc.table(["policy", "size ratio", "scan estimate", "BN recal only", "proxy",
