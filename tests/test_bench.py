@@ -49,7 +49,7 @@ def test_quick_bench_runs_resumes_and_reports(synthetic_idx_root, in_tmp, capsys
     for axis in ("size", "macs", "latency"):
         assert (out / f"fronts_{axis}.png").stat().st_size > 10_000
     summary = (in_tmp / "reports" / "benchmarks" / "README.md").read_text()
-    assert "[tinybench](tinybench/report.md)" in summary
+    assert "[tinybench](tinybench/report.md)" in summary and "per level (pp)" in summary
 
     # a second run evaluates nothing again; its report's command repeats its overrides
     capsys.readouterr()

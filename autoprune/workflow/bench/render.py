@@ -264,6 +264,8 @@ def write_summary(root: Path) -> Path:
                     for row in r["latency"]["rows"]]
             spm = sum(vals) / len(vals)
         link = f"[{r['study']}]({path.parent.name}/report.md)"
+        diffs = [lv["diff"] for lv in r["comparison"]["per_level"] if lv["diff"] is not None]
+        per_level = f"{min(diffs):+.2f} to {max(diffs):+.2f}" if diffs else "–"
         n_rows = len(rows)
         for iso in r["comparison"]["iso_accuracy"]:
             for axis in ("size", "latency"):
@@ -277,21 +279,25 @@ def write_summary(root: Path) -> Path:
                              f"{c['best_heuristic'] or '–'} "
                              f"{_f(c['costs'].get(c['best_heuristic']), '{:.3f}')}"
                              if c["best_heuristic"] else "–", _f(c["ratio"]),
-                             _f(tau, "{:.2f}"), _f(spm), _f(r["cost"]["trials_per_minute"])])
+                             per_level, _f(tau, "{:.2f}"), _f(spm),
+                             _f(r["cost"]["trials_per_minute"])])
         if len(rows) == n_rows:
             rows.append([link, f"none reached (−{max(ACC_DROPS):g} pp)", "–", "–", "–", "–",
-                         _f(tau, "{:.2f}"), _f(spm), _f(r["cost"]["trials_per_minute"])])
+                         per_level, _f(tau, "{:.2f}"), _f(spm),
+                         _f(r["cost"]["trials_per_minute"])])
     doc = Document(title="autoprune benchmarks")
     doc.heading("Benchmarks: does the search earn its keep?")
     doc.paragraph("Written by `autoprune bench STUDY` (one folder per study, with its command, "
                   "machine and every number). Cost = fraction of dense the front needs to "
                   "reach dense TEST accuracy minus the drop; ratio = searched / best heuristic "
                   "(< 1: the search wins; '–': a front never reaches it; accuracy levels no "
-                  "front reaches are left out). τ = Kendall τ of the "
+                  "front reaches are left out). Per level: the range over the ladder levels of "
+                  "the best searched point's TEST accuracy minus the best heuristic's there "
+                  "(searched no larger in size). τ = Kendall τ of the "
                   "proxy against finalized TEST accuracy at one budget. speedup÷MACs at batch 1 "
                   "(mean over finalized points). Trials/min: one process, trial time only.")
-    doc.table(["study", "accuracy", "axis", "searched", "best heuristic", "ratio", "proxy τ",
-               "speedup÷MACs", "trials/min"], rows)
+    doc.table(["study", "accuracy", "axis", "searched", "best heuristic", "ratio",
+               "per level (pp)", "proxy τ", "speedup÷MACs", "trials/min"], rows)
     others = sorted(p for p in root.glob("*.md") if p.name != "README.md")
     if others:
         doc.heading("Other measurements", 2)
