@@ -66,6 +66,16 @@ def test_quick_bench_runs_resumes_and_reports(synthetic_idx_root, in_tmp, capsys
     assert "18 evaluations computed" in capsys.readouterr().out
     rank = json.loads((out / "results.json").read_text())["rank_fidelity"]
     assert set(rank["labels"]) == {"proxy", "proxy@1", "proxy@6", "proxy/50"}
+    # a fresh proxy seed: the proxy and its 3 variants again for each of 6 policies
+    assert main(["bench", str(study), "--quick", "--quiet", "--rank-steps", "1,3,6",
+                 "--rank-images", "50,100", "--rank-proxy-seeds", "0,7"]) == 0
+    assert "24 evaluations computed" in capsys.readouterr().out
+    seeded = json.loads((out / "results.json").read_text())["rank_fidelity"]
+    assert set(seeded["labels"]) == set(rank["labels"]) | {"proxy#7", "proxy@1#7", "proxy@6#7",
+                                                           "proxy/50#7"}
+    assert seeded["labels"]["proxy@6#7"] == "proxy, 6 steps, seed 7"
+    assert [r["proxy"] for r in seeded["rows"]] == [r["proxy"] for r in rank["rows"]]
+    assert "--rank-proxy-seeds 0,7" in (out / "report.md").read_text()
     assert set(rank["scores"]) >= set(rank["labels"]) and "proxy@3" not in rank["scores"]
     assert all(0 <= row[k] <= 100 for row in rank["rows"] for k in rank["labels"])
     assert set(rank["proxy_seconds"]) == set(rank["labels"])

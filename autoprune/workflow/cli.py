@@ -216,6 +216,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rank-images", default=None, metavar="N,N",
                    help="further numbers of validation images (the first N) the rank-fidelity "
                         "policies' proxy is scored on, each with its Kendall τ (default: none)")
+    p.add_argument("--rank-proxy-seeds", default=None, metavar="S,S",
+                   help="further fine-tune seeds the rank-fidelity proxy and every "
+                        "--rank-steps / --rank-images variant are scored with again, each with "
+                        "its Kendall τ: does a τ survive a fresh seed? (default: none)")
     p.add_argument("--finalize-steps", type=int, default=None,
                    help="size the fine-tune: exactly N optimiser steps for every point "
                         "(default: the study's finalize epochs)")
@@ -530,7 +534,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                               f"{args.levels!r}.") from None
         settings = replace(settings, levels=levels)
     for flag, field, what in (("rank_steps", "rank_steps", "fine-tune steps"),
-                              ("rank_images", "rank_images", "validation images")):
+                              ("rank_images", "rank_images", "validation images"),
+                              ("rank_proxy_seeds", "rank_proxy_seeds", "seeds")):
         value = getattr(args, flag)
         if value:
             try:

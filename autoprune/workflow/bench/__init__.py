@@ -51,6 +51,8 @@ class BenchSettings:
         rank_steps: Further proxy fine-tune lengths (steps) scored on the rank-fidelity
             policies, each with its own τ: does a longer (or shorter) proxy rank better?
         rank_images: Further numbers of validation images (the first N) scored likewise.
+        rank_proxy_seeds: Further fine-tune seeds the proxy and every variant are scored
+            with again, each with its own τ: does a τ survive a fresh seed?
     """
 
     levels: tuple[float, ...] | None = None
@@ -62,6 +64,7 @@ class BenchSettings:
     min_run_time: float = 0.3
     rank_steps: tuple[int, ...] = ()
     rank_images: tuple[int, ...] = ()
+    rank_proxy_seeds: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.levels is not None and (not self.levels
@@ -79,6 +82,10 @@ class BenchSettings:
                for n in self.rank_steps):
             raise ConfigError(f"bench rank steps must be whole numbers of fine-tune steps "
                               f">= 0, got {list(self.rank_steps)}.")
+        if any(not isinstance(n, int) or isinstance(n, bool) or n < 0
+               for n in self.rank_proxy_seeds):
+            raise ConfigError(f"bench rank proxy seeds must be whole numbers >= 0, got "
+                              f"{list(self.rank_proxy_seeds)}.")
         if any(not isinstance(n, int) or isinstance(n, bool) or n < 1
                for n in self.rank_images):
             raise ConfigError(f"bench rank images must be whole numbers of validation images "
@@ -274,11 +281,20 @@ def _rank_fidelity(search: PruneSearch, ev: Evaluator, settings: BenchSettings, 
 
 def _rank_variants(p, settings: BenchSettings) -> dict[str, tuple[str, dict]]:
     """The further proxies of the rank-fidelity check: key -> (label, ``Evaluator.proxy``
-    arguments); the study's own proxy is never scored twice."""
-    out = {f"proxy@{n}": (f"proxy, {n} steps", {"steps": n})
-           for n in dict.fromkeys(settings.rank_steps) if n != p.steps}
-    out.update({f"proxy/{m}": (f"proxy, {m} images", {"images": (0, m)})
-                for m in dict.fromkeys(settings.rank_images) if m != p.val_limit})
+    arguments); the study's own proxy is never scored twice. With ``rank_proxy_seeds`` the
+    proxy and every variant are scored again with each of those fine-tune seeds (does a τ
+    survive a fresh seed?)."""
+    base = {"proxy": ("proxy", {})}
+    base.update({f"proxy@{n}": (f"proxy, {n} steps", {"steps": n})
+                 for n in dict.fromkeys(settings.rank_steps) if n != p.steps})
+    base.update({f"proxy/{m}": (f"proxy, {m} images", {"images": (0, m)})
+                 for m in dict.fromkeys(settings.rank_images) if m != p.val_limit})
+    out = {k: v for k, v in base.items() if k != "proxy"}
+    for seed in dict.fromkeys(settings.rank_proxy_seeds):
+        if seed == p.seed:
+            continue
+        out.update({f"{k}#{seed}": (f"{label}, seed {seed}", {**kwargs, "seed": seed})
+                    for k, (label, kwargs) in base.items()})
     return out
 
 

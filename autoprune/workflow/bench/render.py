@@ -183,7 +183,8 @@ def _flags(r: dict) -> str:
                    if not o.startswith("finalize.steps="))  # --finalize-steps says it
     rank = "".join(f" --{flag} " + ",".join(str(n) for n in s[key])
                    for flag, key in (("rank-steps", "rank_steps"),
-                                     ("rank-images", "rank_images")) if s.get(key))
+                                     ("rank-images", "rank_images"),
+                                     ("rank-proxy-seeds", "rank_proxy_seeds")) if s.get(key))
     return sets + f" --seeds {len(s['seeds'])} --rank-policies {s['rank_policies']}" + rank + (
         f" --finalize-steps {steps}" if steps else "")
 
