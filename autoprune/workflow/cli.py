@@ -520,7 +520,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from autoprune.search import PruneSearch
-    from autoprune.workflow.bench import QUICK, BenchSettings, run_bench
+    from autoprune.workflow.bench import QUICK, RANK_OPTIONS, BenchSettings, run_bench
 
     extra = [] if args.finalize_steps is None else [f"finalize.steps={args.finalize_steps}"]
     cfg = load_study(args, extra)
@@ -533,15 +533,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             raise ConfigError(f"--levels must be comma-separated fractions, got "
                               f"{args.levels!r}.") from None
         settings = replace(settings, levels=levels)
-    for flag, field, what in (("rank_steps", "rank_steps", "fine-tune steps"),
-                              ("rank_images", "rank_images", "validation images"),
-                              ("rank_proxy_seeds", "rank_proxy_seeds", "seeds")):
-        value = getattr(args, flag)
+    for field, what in RANK_OPTIONS.items():
+        value = getattr(args, field)
         if value:
             try:
                 numbers = tuple(int(v) for v in value.split(","))
             except ValueError:
-                raise ConfigError(f"--{flag.replace('_', '-')} must be comma-separated whole "
+                raise ConfigError(f"--{field.replace('_', '-')} must be comma-separated whole "
                                   f"numbers of {what}, got {value!r}.") from None
             settings = replace(settings, **{field: numbers})
     out = Path(args.out) if args.out else Path("reports") / "benchmarks" / cfg.name

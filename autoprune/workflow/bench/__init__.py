@@ -29,7 +29,11 @@ from autoprune.workflow.bench import fronts
 from autoprune.workflow.bench.evaluate import Evaluator
 from autoprune.workflow.bench.ranks import kendall_tau, spearman_rho
 
-__all__ = ["BenchSettings", "run_bench", "QUICK"]
+__all__ = ["BenchSettings", "run_bench", "QUICK", "RANK_OPTIONS"]
+
+# the rank-fidelity variants: BenchSettings field (its option: --rank-steps ...) -> its unit
+RANK_OPTIONS = {"rank_steps": "fine-tune steps", "rank_images": "validation images",
+                "rank_proxy_seeds": "seeds"}
 
 # the levels, and deeper ones for tight budgets where no front reaches dense -2 pp
 ACC_DROPS = (0.5, 1.0, 2.0, 3.0, 5.0)
@@ -78,18 +82,14 @@ class BenchSettings:
             raise ConfigError(f"bench needs rank_policies >= 4, latency_repeats >= 1 and a "
                               f"batch size, got {self.rank_policies}, {self.latency_repeats}, "
                               f"{list(self.latency_batches)}.")
-        if any(not isinstance(n, int) or isinstance(n, bool) or n < 0
-               for n in self.rank_steps):
-            raise ConfigError(f"bench rank steps must be whole numbers of fine-tune steps "
-                              f">= 0, got {list(self.rank_steps)}.")
-        if any(not isinstance(n, int) or isinstance(n, bool) or n < 0
-               for n in self.rank_proxy_seeds):
-            raise ConfigError(f"bench rank proxy seeds must be whole numbers >= 0, got "
-                              f"{list(self.rank_proxy_seeds)}.")
-        if any(not isinstance(n, int) or isinstance(n, bool) or n < 1
-               for n in self.rank_images):
-            raise ConfigError(f"bench rank images must be whole numbers of validation images "
-                              f">= 1, got {list(self.rank_images)}.")
+        for name, of, least in (("rank_steps", " of fine-tune steps", 0),
+                                ("rank_proxy_seeds", "", 0),
+                                ("rank_images", " of validation images", 1)):
+            values = getattr(self, name)
+            if any(not isinstance(n, int) or isinstance(n, bool) or n < least
+                   for n in values):
+                raise ConfigError(f"bench {name.replace('_', ' ')} must be whole numbers{of} "
+                                  f">= {least}, got {list(values)}.")
 
 
 QUICK = BenchSettings(levels=(0.5, 0.75, 1.0), seeds=(2000, 2001), rank_policies=6,

@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from autoprune.workflow.bench import ACC_DROPS  # noqa: E402
+from autoprune.workflow.bench import ACC_DROPS, RANK_OPTIONS  # noqa: E402
 from autoprune.workflow.report.document import Document  # noqa: E402
 
 __all__ = ["FrontPlotData", "front_plot_data", "draw_fronts", "write_bench", "write_summary"]
@@ -181,10 +181,8 @@ def _flags(r: dict) -> str:
     steps = r["finetune"]["steps"]
     sets = "".join(f" --set {o}" for o in r.get("overrides", [])
                    if not o.startswith("finalize.steps="))  # --finalize-steps says it
-    rank = "".join(f" --{flag} " + ",".join(str(n) for n in s[key])
-                   for flag, key in (("rank-steps", "rank_steps"),
-                                     ("rank-images", "rank_images"),
-                                     ("rank-proxy-seeds", "rank_proxy_seeds")) if s.get(key))
+    rank = "".join(f" --{key.replace('_', '-')} " + ",".join(str(n) for n in s[key])
+                   for key in RANK_OPTIONS if s.get(key))
     return sets + f" --seeds {len(s['seeds'])} --rank-policies {s['rank_policies']}" + rank + (
         f" --finalize-steps {steps}" if steps else "")
 
