@@ -270,13 +270,16 @@ def _rank_fidelity(search: PruneSearch, ev: Evaluator, settings: BenchSettings, 
             "labels": {"proxy": f"proxy ({p.steps} steps, {p.val_limit} images)",
                        **{k: lab for k, (lab, _) in variants.items()}},
             "proxy_seconds": {k: statistics.median(v) for k, v in seconds.items() if v},
-            "test_spread": {"min": min(test), "max": max(test),
-                            "std": statistics.stdev(test) if len(test) > 1 else 0.0},
-            "draws_test_spread": {"n": len(draws),
-                                  "min": min((r["test"] for r in draws), default=None),
-                                  "max": max((r["test"] for r in draws), default=None),
-                                  "std": statistics.stdev(r["test"] for r in draws)
-                                  if len(draws) > 1 else None}}
+            "test_spread": _spread(test),
+            "draws_test_spread": _spread([r["test"] for r in draws])}
+
+
+def _spread(values: list[float]) -> dict:
+    """``n``, ``min``, ``max`` and ``std`` of finalized accuracies (``None`` where undefined:
+    no values, or one value's std)."""
+    return {"n": len(values), "min": min(values, default=None),
+            "max": max(values, default=None),
+            "std": statistics.stdev(values) if len(values) > 1 else None}
 
 
 def _rank_variants(p, settings: BenchSettings) -> dict[str, tuple[str, dict]]:
