@@ -12,6 +12,7 @@ import hashlib
 import math
 import random
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -150,6 +151,8 @@ def train(
     teacher: nn.Module | None = None,
     distill: float = 0.0,
     temperature: float = 4.0,
+    resume: Path | None = None,
+    save_every: float = 60.0,
 ) -> dict:
     """Train ``model`` in place on the training split.
 
@@ -160,9 +163,15 @@ def train(
             is ``(1 - distill) * cross-entropy + distill * T^2 * KL(teacher_T || model_T)``
             with both outputs softened by ``T``; the teacher (e.g. the dense model) is only
             evaluated, never changed. ``distill = 0`` trains on the labels alone.
+        resume: A file where the run keeps its progress (model, optimiser, schedule, random
+            state and step) every ``save_every`` seconds. A run started again with the same
+            file continues from the last save and ends exactly where an uninterrupted run
+            would; the file is removed when training completes. The caller keys the file by
+            everything that defines the run (model, data, recipe).
 
     Returns:
-        ``{"steps", "seconds", "final_loss"}``.
+        ``{"steps", "seconds", "final_loss", "resumed_from"}``; ``seconds`` counts the time
+        of earlier, interrupted runs too.
     """
     device = torch.device(device) if device is not None else default_device()
     model.to(device).train()
@@ -189,10 +198,19 @@ def train(
     memory = torch.channels_last if recipe.channels_last else torch.contiguous_format
     if recipe.channels_last:
         model.to(memory_format=memory)
-    step, start, ema = 0, time.perf_counter(), None
-    bar = tqdm(total=total, desc=desc, disable=not progress, leave=False, unit="step")
+    step, start, ema, earlier = 0, time.perf_counter(), None, 0.0
+    saved = _load_progress(resume, model, opt, sched, scaler) if resume is not None else None
+    if saved is not None:
+        step, ema, earlier = saved["step"], saved["ema"], saved["seconds"]
+    resumed_from, last_save = step, time.perf_counter()
+    bar = tqdm(total=total, initial=step, desc=desc, disable=not progress, leave=False,
+               unit="step")
     while step < total:
+        loader.epoch, skip = divmod(step, len(loader))
         for x, y in loader:
+            if skip:  # resuming inside an epoch: its first batches were trained on already
+                skip -= 1
+                continue
             with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                 x = x.contiguous(memory_format=memory)
                 loss = loss_fn(model(x), y, x)
@@ -215,13 +233,59 @@ def train(
                 bar.set_postfix(loss=f"{ema:.3f}")
             if step >= total:
                 break
+            if resume is not None and time.perf_counter() - last_save >= save_every:
+                _save_progress(resume, model, opt, sched, scaler, step, ema,
+                               earlier + time.perf_counter() - start)
+                last_save = time.perf_counter()
     bar.close()
+    if resume is not None:
+        resume.unlink(missing_ok=True)
     if distill > 0:
         teacher.train(teacher_mode)
     if recipe.channels_last:
         model.to(memory_format=torch.contiguous_format)
     model.eval()
-    return {"steps": step, "seconds": time.perf_counter() - start, "final_loss": ema}
+    return {"steps": step, "seconds": earlier + time.perf_counter() - start, "final_loss": ema,
+            "resumed_from": resumed_from}
+
+
+def _save_progress(path: Path, model: nn.Module, opt, sched, scaler, step: int,
+                   ema: float | None, seconds: float) -> None:
+    """Everything :func:`train` needs to continue at ``step`` exactly (see ``resume``)."""
+    atomic_torch_save({
+        "step": step, "ema": ema, "seconds": seconds,
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "opt": opt.state_dict(),
+        "sched": sched.state_dict() if sched is not None else None,
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        "rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }, path)
+
+
+def _load_progress(path: Path, model: nn.Module, opt, sched, scaler) -> dict | None:
+    """Restore a run saved by :func:`_save_progress`; ``None`` (start afresh) when there is
+    none or it does not fit this model and recipe."""
+    saved = safe_torch_load(path, ("step", "ema", "seconds", "model", "opt", "rng"))
+    if saved is None:
+        return None
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    try:
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["opt"])
+        if sched is not None and saved.get("sched") is not None:
+            sched.load_state_dict(saved["sched"])
+        if scaler is not None and saved.get("scaler") is not None:
+            scaler.load_state_dict(saved["scaler"])
+    except (RuntimeError, ValueError, KeyError) as exc:
+        model.load_state_dict(before)
+        warnings.warn(f"Saved training progress {path} does not fit this run ({exc}); "
+                      f"starting afresh.", stacklevel=3)
+        return None
+    torch.set_rng_state(saved["rng"])
+    if saved.get("cuda_rng") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(saved["cuda_rng"])
+    return saved
 
 
 def _distill_loss(ce: nn.Module, teacher: nn.Module, weight: float, temperature: float):
@@ -371,7 +435,9 @@ def get_baseline(
             the file's content hash.
         state: Those weights, read (``engine.checkpoint.read_state_dict``).
 
-    A corrupted cache entry is detected and recomputed, never trusted.
+    A corrupted cache entry is detected and recomputed, never trusted. Training saves its
+    progress beside the cache entry every minute, so an interrupted run continues where it
+    stopped and ends with the weights an uninterrupted one would have.
     """
     data = data if data is not None else load_data(data_spec)
     recipe = recipe or default_recipe(model_spec)
@@ -393,7 +459,8 @@ def get_baseline(
         load_weights(model, state if state is not None else {}, weights)
         stats = {"seconds": 0.0}
     else:
-        stats = train(model, data, recipe, device=device, progress=progress, desc="baseline")
+        stats = train(model, data, recipe, device=device, progress=progress, desc="baseline",
+                      resume=path.with_name(path.stem + ".progress.pt"))
     val_acc = evaluate(model, data, "val", device=device)
     test_acc = evaluate(model, data, "test", device=device)
     model.cpu()

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+import pytest
 import torch
 
-from autoprune.data import DataSpec
+from autoprune.data import DataSpec, load_data
 from autoprune.models import ModelSpec, build_model
 from autoprune.train import TrainRecipe, evaluate, get_baseline, recalibrate_bn, train
 from autoprune.workflow.cli import main
@@ -110,3 +111,72 @@ def test_distillation_follows_the_teacher_and_leaves_it_unchanged(synthetic_data
     assert (labels_only == y).float().mean() > 0.8
     assert teacher.training  # its mode restored, its weights (and batch-norm stats) untouched
     assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
+
+
+class _Stop(Exception):
+    pass
+
+
+def _crash_at(n: int):
+    """An ``after_step`` hook that interrupts training at its ``n``-th call."""
+    calls = []
+
+    def hook(_model):
+        calls.append(1)
+        if len(calls) == n:
+            raise _Stop
+
+    return hook
+
+
+def test_interrupted_training_resumes_to_the_same_weights(synthetic_idx_root, tmp_path):
+    # Augmented, shuffled batches, a batch-norm model, momentum and a one-cycle schedule: a
+    # resumed run must restore every piece of state, not just the weights.
+    data = load_data(DataSpec("fashion-mnist", root=str(synthetic_idx_root), val_size=200,
+                              augment="flip+crop"))
+    recipe = TrainRecipe(steps=40, batch_size=64, seed=2)  # 16 batches an epoch: 2.5 epochs
+
+    def fresh(seed):
+        torch.manual_seed(seed)
+        return build_model(ModelSpec("vgg", 0.125, 1, 10))
+
+    straight = fresh(0)
+    torch.manual_seed(5)
+    train(straight, data, recipe, progress=False)
+
+    progress = tmp_path / "run.progress.pt"
+    interrupted = fresh(0)
+    torch.manual_seed(5)
+    with pytest.raises(_Stop):
+        # step 23 lies inside the second epoch, after 22 saved steps
+        train(interrupted, data, recipe, progress=False, after_step=_crash_at(23),
+              resume=progress, save_every=0.0)
+    assert progress.is_file()
+    resumed = fresh(1)  # different weights: they must come from the saved progress
+    torch.manual_seed(99)  # and the random state too
+    stats = train(resumed, data, recipe, progress=False, resume=progress)
+    assert stats["resumed_from"] == 22 and stats["steps"] == 40
+    assert not progress.exists()
+    a, b = straight.state_dict(), resumed.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_progress_that_does_not_fit_is_ignored(synthetic_data, tmp_path):
+    progress = tmp_path / "run.progress.pt"
+    recipe = TrainRecipe(steps=6, batch_size=32)
+    small = build_model(ModelSpec("cnn", 0.5, 1, 10))
+    with pytest.raises(_Stop):
+        train(small, synthetic_data, recipe, progress=False, resume=progress, save_every=0.0,
+              after_step=_crash_at(3))
+    assert progress.is_file()
+    torch.manual_seed(0)
+    other = build_model(ModelSpec("cnn", 1.0, 1, 10))  # another width: the saved state misfits
+    init = {k: v.clone() for k, v in other.state_dict().items()}
+    with pytest.warns(UserWarning, match="does not fit this run"):
+        stats = train(other, synthetic_data, recipe, progress=False, resume=progress)
+    assert stats["resumed_from"] == 0
+    torch.manual_seed(0)
+    reference = build_model(ModelSpec("cnn", 1.0, 1, 10))
+    assert all(torch.equal(init[k], v) for k, v in reference.state_dict().items())
+    train(reference, synthetic_data, recipe, progress=False)
+    assert all(torch.equal(other.state_dict()[k], v) for k, v in reference.state_dict().items())
