@@ -34,6 +34,7 @@ def test_quick_bench_runs_resumes_and_reports(synthetic_idx_root, in_tmp, capsys
     rank = r["rank_fidelity"]
     assert len(rank["rows"]) == 6 and {"proxy", "confirmed", "recal_only",
                                        "estimate"} <= set(rank["scores"])
+    assert [row["draw"] for row in rank["rows"]] == [False] * 3 + [True] * 3
     assert rank["draws_test_spread"]["n"] == 3  # 6 policies: 3 heuristics, 3 draws
     taus = [s["kendall_tau_draws"] for s in rank["scores"].values()]
     assert all(t != t or -1 <= t <= 1 for t in taus)  # NaN where the tiny model ties

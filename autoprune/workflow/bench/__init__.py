@@ -225,16 +225,16 @@ def _rank_fidelity(search: PruneSearch, ev: Evaluator, settings: BenchSettings, 
     the search could rank by, against its finalized TEST accuracy."""
     cfg, space = search.cfg, search.space_
     p = cfg.proxy
-    policies = [(n, space.baseline_policy(n, 1.0)) for n in space.baseline_names()]
+    policies = [(n, space.baseline_policy(n, 1.0), False) for n in space.baseline_names()]
     sampler = optuna.samplers.RandomSampler(seed=settings.rank_seed)
     study = optuna.create_study(sampler=sampler)
     while len(policies) < settings.rank_policies:
-        policies.append((f"draw {len(policies)}", space.sample(study.ask(), factor=1.0)))
+        policies.append((f"draw {len(policies)}", space.sample(study.ask(), factor=1.0), True))
     confirm_images = (p.val_limit, p.confirm_val)
     conf_seeds = [CONFIRM_SEED0 + j for j in range(max(p.confirm_seeds, 1))]
     variants = _rank_variants(p, settings)
     rows, seconds = [], {"proxy": [], **{k: [] for k in variants}}
-    for label, policy in tqdm(policies, desc="bench: rank fidelity", unit="policy",
+    for label, policy, is_draw in tqdm(policies, desc="bench: rank fidelity", unit="policy",
                               disable=not progress):
         fin = ev.finetuned(policy, settings.seeds[0])
         proxy = ev.proxy(policy)
@@ -245,7 +245,7 @@ def _rank_fidelity(search: PruneSearch, ev: Evaluator, settings: BenchSettings, 
             at[key] = r["accuracy"]
             seconds[key].append(r["seconds"])
         rows.append({
-            "policy": label, "size_ratio": fin["size_mib"] / dense["size_mib"],
+            "policy": label, "draw": is_draw, "size_ratio": fin["size_mib"] / dense["size_mib"],
             "estimate": space.estimate(policy),
             "recal_only": ev.proxy(policy, steps=0)["accuracy"],
             "proxy": proxy["accuracy"],
@@ -253,7 +253,7 @@ def _rank_fidelity(search: PruneSearch, ev: Evaluator, settings: BenchSettings, 
                                           ["accuracy"] for s in conf_seeds),
             **at, "test": fin["test_acc"]})
     test = [r["test"] for r in rows]
-    draws = [r for r in rows if r["policy"].startswith("draw")]
+    draws = [r for r in rows if r["draw"]]
     scores = {}
     for key in ("estimate", "recal_only", "proxy", *variants, "confirmed"):
         vals = [r[key] for r in rows]
