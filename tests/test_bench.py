@@ -51,6 +51,7 @@ def test_quick_bench_runs_resumes_and_reports(synthetic_idx_root, in_tmp, capsys
         assert (out / f"fronts_{axis}.png").stat().st_size > 10_000
     summary = (in_tmp / "reports" / "benchmarks" / "README.md").read_text()
     assert "[tinybench](tinybench/report.md)" in summary and "per level (pp)" in summary
+    assert "(6 policies)" in summary  # a τ over so few policies says how few
 
     # a second run evaluates nothing again; its report's command repeats its overrides
     capsys.readouterr()

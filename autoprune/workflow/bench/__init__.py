@@ -29,7 +29,7 @@ from autoprune.workflow.bench import fronts
 from autoprune.workflow.bench.evaluate import Evaluator
 from autoprune.workflow.bench.ranks import kendall_tau, spearman_rho
 
-__all__ = ["BenchSettings", "run_bench", "QUICK", "RANK_OPTIONS"]
+__all__ = ["BenchSettings", "run_bench", "QUICK", "RANK_OPTIONS", "MIN_RANK_POLICIES"]
 
 # the rank-fidelity variants: BenchSettings field (its option: --rank-steps ...) -> its unit
 RANK_OPTIONS = {"rank_steps": "fine-tune steps", "rank_images": "validation images",
@@ -37,6 +37,9 @@ RANK_OPTIONS = {"rank_steps": "fine-tune steps", "rank_images": "validation imag
 
 # the issue's levels, and deeper ones for tight budgets where no front reaches dense -2 pp
 ACC_DROPS = (0.5, 1.0, 2.0, 3.0, 5.0)
+
+# the issue's floor for a rank-fidelity check worth reading (default number of policies)
+MIN_RANK_POLICIES = 20
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ class BenchSettings:
 
     levels: tuple[float, ...] | None = None
     seeds: tuple[int, ...] = (2000, 2001, 2002)
-    rank_policies: int = 20
+    rank_policies: int = MIN_RANK_POLICIES
     rank_seed: int = 0
     latency_repeats: int = 3
     latency_batches: tuple[int, ...] = (1, 64)

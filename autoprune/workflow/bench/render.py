@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from autoprune.workflow.bench import ACC_DROPS, RANK_OPTIONS  # noqa: E402
+from autoprune.workflow.bench import ACC_DROPS, MIN_RANK_POLICIES, RANK_OPTIONS  # noqa: E402
 from autoprune.workflow.report.document import Document  # noqa: E402
 
 __all__ = ["FrontPlotData", "front_plot_data", "draw_fronts", "write_bench", "write_summary"]
@@ -257,6 +257,10 @@ def write_summary(root: Path) -> Path:
     for path in sorted(root.glob("*/results.json")):
         r = json.loads(path.read_text())
         tau = r["rank_fidelity"]["scores"].get("proxy", {}).get("kendall_tau")
+        n_policies = len(r["rank_fidelity"]["rows"])
+        # a τ over a handful of policies says little: name how few
+        tau_s = _f(tau, "{:.2f}") + (f" ({n_policies} policies)"
+                                     if n_policies < MIN_RANK_POLICIES else "")
         spm = None
         if r.get("latency"):
             vals = [row[f"b{r['latency']['batches'][0]}"]["speedup_per_mac_reduction"]
@@ -278,11 +282,11 @@ def write_summary(root: Path) -> Path:
                              f"{c['best_heuristic'] or '–'} "
                              f"{_f(c['costs'].get(c['best_heuristic']), '{:.3f}')}"
                              if c["best_heuristic"] else "–", _f(c["ratio"]),
-                             per_level, _f(tau, "{:.2f}"), _f(spm),
+                             per_level, tau_s, _f(spm),
                              _f(r["cost"]["trials_per_minute"])])
         if len(rows) == n_rows:
             rows.append([link, f"none reached (−{max(ACC_DROPS):g} pp)", "–", "–", "–", "–",
-                         per_level, _f(tau, "{:.2f}"), _f(spm),
+                         per_level, tau_s, _f(spm),
                          _f(r["cost"]["trials_per_minute"])])
     doc = Document(title="autoprune benchmarks")
     doc.heading("Benchmarks: does the search earn its keep?")
@@ -293,7 +297,9 @@ def write_summary(root: Path) -> Path:
                   "front reaches are left out). Per level: the range over the ladder levels of "
                   "the best searched point's TEST accuracy minus the best heuristic's there "
                   "(searched no larger in size). τ = Kendall τ of the "
-                  "proxy against finalized TEST accuracy at one budget. speedup÷MACs at batch 1 "
+                  "proxy against finalized TEST accuracy at one budget (over fewer than "
+                  f"{MIN_RANK_POLICIES} policies: their number is given, and such a τ means "
+                  "little). speedup÷MACs at batch 1 "
                   "(mean over finalized points). Trials/min: one process, trial time only.")
     doc.table(["study", "accuracy", "axis", "searched", "best heuristic", "ratio",
                "per level (pp)", "proxy τ", "speedup÷MACs", "trials/min"], rows)
