@@ -36,6 +36,11 @@ def test_quick_bench_runs_resumes_and_reports(synthetic_idx_root, in_tmp, capsys
                                        "estimate"} <= set(rank["scores"])
     assert [row["draw"] for row in rank["rows"]] == [False] * 3 + [True] * 3
     assert rank["draws_test_spread"]["n"] == 3  # 6 policies: 3 heuristics, 3 draws
+    # the finalize re-run with the second seed: its τ against the first and the ceiling
+    assert rank["retest_seed"] == 2001 and "test_retest" in rank["scores"]
+    assert all(0 <= row["test_retest"] <= 100 for row in rank["rows"])
+    assert [row["test_retest"] for row in rank["rows"][:3]] == [
+        pts[-1]["test_accs"][1] for pts in r["heuristics"].values()]  # cached, not re-run
     taus = [s["kendall_tau_draws"] for s in rank["scores"].values()]
     assert all(t != t or -1 <= t <= 1 for t in taus)  # NaN where the tiny model ties
     lat = r["latency"]

@@ -52,3 +52,25 @@ def test_rank_correlations_match_hand_computed_values():
     assert kendall_tau([1, 2, 3], [1, 2, 2]) == pytest.approx(2 / math.sqrt(6))
     assert spearman_rho([1, 2, 3, 4], [10, 20, 40, 30]) == pytest.approx(0.8)
     assert math.isnan(spearman_rho([1, 1, 1], [1, 2, 3]))
+
+
+def test_tau_ceiling_matches_a_simulated_perfect_proxy():
+    """The ceiling read off two noisy seeds is the τ a proxy that knew the true quality
+    reaches against one seed (simulated: quality + independent Gaussian seed noise)."""
+    import numpy as np
+
+    from autoprune.workflow.bench.ranks import kendall_tau, tau_ceiling
+
+    assert tau_ceiling(1.0) == pytest.approx(1.0)
+    assert math.isnan(tau_ceiling(0.0)) and math.isnan(tau_ceiling(-0.2))
+    rng = np.random.default_rng(0)
+    for noise in (0.5, 1.5):
+        retest, perfect = [], []
+        for _ in range(200):
+            q = rng.normal(size=20)
+            t0, t1 = q + noise * rng.normal(size=20), q + noise * rng.normal(size=20)
+            retest.append(kendall_tau(t0, t1))
+            perfect.append(kendall_tau(q, t0))
+        # the ceiling sits well above the re-test τ itself, and where the simulation puts it
+        assert tau_ceiling(np.mean(retest)) == pytest.approx(np.mean(perfect), abs=0.03)
+        assert tau_ceiling(np.mean(retest)) > np.mean(retest) + 0.1

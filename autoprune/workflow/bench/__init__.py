@@ -27,7 +27,7 @@ from autoprune.search.confirmation import CONFIRM_SEED0
 from autoprune.search.record import TrialView
 from autoprune.workflow.bench import fronts
 from autoprune.workflow.bench.evaluate import Evaluator
-from autoprune.workflow.bench.ranks import kendall_tau, spearman_rho
+from autoprune.workflow.bench.ranks import kendall_tau, spearman_rho, tau_ceiling
 
 __all__ = ["BenchSettings", "run_bench", "QUICK", "RANK_OPTIONS", "MIN_RANK_POLICIES"]
 
@@ -236,6 +236,9 @@ def _rank_fidelity(search: PruneSearch, ev: Evaluator, settings: BenchSettings, 
     confirm_images = (p.val_limit, p.confirm_val)
     conf_seeds = [CONFIRM_SEED0 + j for j in range(max(p.confirm_seeds, 1))]
     variants = _rank_variants(p, settings)
+    # the same finalize re-run with the next seed: how well the ground truth ranks itself,
+    # which bounds what any proxy can be shown to reach against one seed (tau_ceiling)
+    retest_seed = settings.seeds[1] if len(settings.seeds) > 1 else None
     rows, seconds = [], {"proxy": [], **{k: [] for k in variants}}
     for label, policy, is_draw in tqdm(policies, desc="bench: rank fidelity", unit="policy",
                               disable=not progress):
@@ -254,12 +257,14 @@ def _rank_fidelity(search: PruneSearch, ev: Evaluator, settings: BenchSettings, 
             "proxy": proxy["accuracy"],
             "confirmed": statistics.fmean(ev.proxy(policy, seed=s, images=confirm_images)
                                           ["accuracy"] for s in conf_seeds),
-            **at, "test": fin["test_acc"]})
+            **at, "test": fin["test_acc"],
+            **({"test_retest": ev.finetuned(policy, retest_seed)["test_acc"]}
+               if retest_seed is not None else {})})
     test = [r["test"] for r in rows]
     draws = [r for r in rows if r["draw"]]
     scores = {}
-    for key in ("estimate", "recal_only", "proxy", *variants, "confirmed"):
-        vals = [r[key] for r in rows]
+    for key in ("estimate", "recal_only", "proxy", *variants, "confirmed", "test_retest"):
+        vals = [r.get(key) for r in rows]
         if any(v is None for v in vals):
             continue
         # the heuristics can be far apart (a collapsed one inflates τ): the draws alone are
@@ -269,7 +274,13 @@ def _rank_fidelity(search: PruneSearch, ev: Evaluator, settings: BenchSettings, 
                        "kendall_tau_draws": kendall_tau([r[key] for r in draws],
                                                         [r["test"] for r in draws])
                        if len(draws) >= 3 else None}
+    if "test_retest" in scores:
+        retest = scores["test_retest"]
+        retest["ceiling"] = tau_ceiling(retest["kendall_tau"])
+        retest["ceiling_draws"] = (tau_ceiling(retest["kendall_tau_draws"])
+                                   if retest["kendall_tau_draws"] is not None else None)
     return {"rows": rows, "scores": scores, "test_seed": settings.seeds[0],
+            "retest_seed": retest_seed,
             "labels": {"proxy": f"proxy ({p.steps} steps, {p.val_limit} images)",
                        **{k: lab for k, (lab, _) in variants.items()}},
             "proxy_seconds": {k: statistics.median(v) for k, v in seconds.items() if v},

@@ -5,6 +5,8 @@ Example:
     0.6666666666666666
     >>> spearman_rho([1, 2, 3], [3, 2, 1])
     -1.0
+    >>> round(tau_ceiling(1 / 3), 3)  # a finalize that re-ranks itself at tau 1/3
+    0.5
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["kendall_tau", "spearman_rho"]
+__all__ = ["kendall_tau", "spearman_rho", "tau_ceiling"]
 
 
 def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
@@ -63,3 +65,17 @@ def spearman_rho(x: Sequence[float], y: Sequence[float]) -> float:
     if sx == 0 or sy == 0:
         return math.nan
     return float(((rx - rx.mean()) * (ry - ry.mean())).mean() / (sx * sy))
+
+
+def tau_ceiling(retest_tau: float) -> float:
+    """The Kendall τ a perfect proxy is expected to reach against one noisy measurement.
+
+    Model: each finalized accuracy is the policy's true quality plus independent seed noise,
+    jointly Gaussian. Two seeds of it correlate at Pearson ``r = sin(π τ / 2)`` (Greiner's
+    relation), so one seed correlates with the true quality at ``√r`` and a proxy that knew
+    the true quality would reach ``τ = 2/π · arcsin(√r)``. A proxy's τ against one seed is
+    read against this, not against 1. NaN when the re-test does not correlate (``τ ≤ 0``).
+    """
+    if not retest_tau > 0:
+        return math.nan
+    return 2 / math.pi * math.asin(math.sqrt(math.sin(math.pi * min(retest_tau, 1.0) / 2)))

@@ -199,6 +199,8 @@ def _rank_section(doc: Document, rf: dict, r: dict) -> None:
                      "rank noise and mean little." if spread["max"] - spread["min"]
                      < 2 * 2 * seed_std else ""))
     labels = rf.get("labels", {})
+    score_labels = {**labels, "test_retest": f"finalized TEST, seed {rf.get('retest_seed')} "
+                                             f"(the ceiling)"}
     secs = rf.get("proxy_seconds", {})
     ds = rf.get("draws_test_spread")
     if ds and ds["n"] > 1:
@@ -207,16 +209,32 @@ def _rank_section(doc: Document, rf: dict, r: dict) -> None:
                       f"{ds['std']:.2f}); their τ is the last column.")
     doc.table(["score", "Kendall τ", "Spearman ρ", "median seconds per policy",
                "Kendall τ, draws only"],
-              [[labels.get(k, k), _f(v["kendall_tau"], "{:.3f}"),
+              [[score_labels.get(k, k), _f(v["kendall_tau"], "{:.3f}"),
                 _f(v["spearman_rho"], "{:.3f}"), _f(secs.get(k), "{:.1f}"),
                 _f(v.get("kendall_tau_draws"), "{:.3f}")]
                for k, v in rf["scores"].items()])
+    ceiling = rf["scores"].get("test_retest")
+    if ceiling:
+        doc.paragraph(
+            f"The ceiling: the same finalize re-run with seed {rf['retest_seed']} ranks the "
+            f"policies with Kendall τ {ceiling['kendall_tau']:.3f} against seed "
+            f"{rf['test_seed']}"
+            + (f" ({ceiling['kendall_tau_draws']:.3f} on the draws alone)"
+               if ceiling.get("kendall_tau_draws") is not None else "")
+            + f". With seed noise independent and Gaussian, a proxy that knew each policy's "
+              f"true quality would reach about τ {_f(ceiling.get('ceiling'), '{:.2f}')}"
+            + (f" ({_f(ceiling.get('ceiling_draws'), '{:.2f}')} on the draws)"
+               if ceiling.get("ceiling_draws") is not None else "")
+            + f" against seed {rf['test_seed']}: read a proxy's τ against that, not against "
+              f"1.")
     extra = [k for k in labels if k != "proxy"]
+    retest = ["test_retest"] if ceiling else []
     doc.table(["policy", "size ratio", "scan estimate", "BN recal only", "proxy",
-               *(labels[k] for k in extra), "confirmed", "TEST"],
+               *(labels[k] for k in extra), "confirmed", f"TEST (seed {rf['test_seed']})",
+               *(f"TEST (seed {rf['retest_seed']})" for _ in retest)],
               [[row["policy"], _f(row["size_ratio"], "{:.3f}"), _f(row["estimate"]),
                 _f(row["recal_only"]), _f(row["proxy"]), *(_f(row.get(k)) for k in extra),
-                _f(row["confirmed"]), _f(row["test"])]
+                _f(row["confirmed"]), _f(row["test"]), *(_f(row.get(k)) for k in retest)]
                for row in rf["rows"]])
 
 
@@ -259,8 +277,10 @@ def write_summary(root: Path) -> Path:
         tau = r["rank_fidelity"]["scores"].get("proxy", {}).get("kendall_tau")
         n_policies = len(r["rank_fidelity"]["rows"])
         # a τ over a handful of policies says little: name how few
+        ceiling = r["rank_fidelity"]["scores"].get("test_retest", {}).get("ceiling")
         tau_s = _f(tau, "{:.2f}") + (f" ({n_policies} policies)"
-                                     if n_policies < MIN_RANK_POLICIES else "")
+                                     if n_policies < MIN_RANK_POLICIES else "") + (
+            f" (ceiling {ceiling:.2f})" if ceiling is not None else "")
         spm = None
         if r.get("latency"):
             vals = [row[f"b{r['latency']['batches'][0]}"]["speedup_per_mac_reduction"]
@@ -299,7 +319,9 @@ def write_summary(root: Path) -> Path:
                   "(searched no larger in size). τ = Kendall τ of the "
                   "proxy against finalized TEST accuracy at one budget (over fewer than "
                   f"{MIN_RANK_POLICIES} policies: their number is given, and such a τ means "
-                  "little). speedup÷MACs at batch 1 "
+                  "little); its ceiling, where measured, is the τ a perfect proxy would reach "
+                  "against one seed, from the τ of the same finalize re-run with another seed. "
+                  "speedup÷MACs at batch 1 "
                   "(mean over finalized points). Trials/min: one process, trial time only.")
     doc.table(["study", "accuracy", "axis", "searched", "best heuristic", "ratio",
                "per level (pp)", "proxy τ", "speedup÷MACs", "trials/min"], rows)
