@@ -15,6 +15,8 @@ import os
 import sys
 import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,8 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["cache_dir", "hash_key", "hash_state_dict", "atomic_torch_save", "safe_torch_load",
+__all__ = ["cache_dir", "hash_key", "hash_state_dict", "atomic_path", "atomic_torch_save",
+           "safe_torch_load",
            "release_heap"]
 
 
@@ -75,17 +78,32 @@ def hash_state_dict(model: nn.Module | dict) -> str:
     return h.hexdigest()[:16]
 
 
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    """Write to a temporary file and rename it: a crash never leaves half a file behind."""
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary file beside ``path`` to write; renamed onto ``path`` when the block ends
+    without an error, removed otherwise: a reader (or a crash) never sees half a file.
+
+    Example:
+        >>> with atomic_path(Path("model.onnx")) as tmp:  # doctest: +SKIP
+        ...     tmp.write_bytes(data)
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    tmp = Path(name)
     try:
-        torch.save(obj, tmp)
+        yield tmp
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """``torch.save`` through :func:`atomic_path`."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def safe_torch_load(path: Path, required: tuple[str, ...] = ()) -> dict | None:

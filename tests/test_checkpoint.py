@@ -118,6 +118,7 @@ def test_a_save_killed_midway_leaves_no_half_written_file(tmp_path, monkeypatch)
 
 
 def test_export_writes_are_atomic(tmp_path, monkeypatch):
+    from autoprune import cache
     from autoprune.workflow import export
 
     target = tmp_path / "policy.json"
@@ -126,7 +127,7 @@ def test_export_writes_are_atomic(tmp_path, monkeypatch):
     def killed(*_a, **_k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(export.os, "replace", killed)
+    monkeypatch.setattr(cache.os, "replace", killed)  # every atomic writer renames here
     with pytest.raises(KeyboardInterrupt):
         export._atomic_write(target, b"new")
     monkeypatch.undo()
@@ -134,3 +135,19 @@ def test_export_writes_are_atomic(tmp_path, monkeypatch):
         "policy.json"]
     export._atomic_write(target, b"new")
     assert target.read_text() == "new"
+
+
+def test_a_failed_export_leaves_no_file_and_no_temporary(tmp_path, monkeypatch):
+    """export_model renames its file into place only once it has loaded and run it back."""
+    from autoprune.engine import deploy
+
+    target = tmp_path / "m.onnx"
+
+    def broken_session(*_a, **_k):
+        raise RuntimeError("onnxruntime could not load it")
+
+    monkeypatch.setattr(deploy, "_session", broken_session)
+    with pytest.raises(RuntimeError, match="could not load"):
+        deploy.export_model(build_model(ModelSpec("cnn", 0.5, 1, 10)), target,
+                            torch.randn(2, 1, 28, 28))
+    assert list(tmp_path.iterdir()) == []

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import io
-import os
 import tempfile
 import time
 import warnings
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from autoprune.cache import atomic_path
 from autoprune.errors import ConfigError
 
 __all__ = ["FORMATS", "OPSET", "ExportCheck", "export_model", "onnx_bytes", "onnx_latency",
@@ -138,9 +138,8 @@ def export_model(model: nn.Module, path: str | Path, inputs: torch.Tensor, *,
     with torch.no_grad():
         expected = model(inputs).numpy()
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     opset = None
-    try:
+    with atomic_path(path) as tmp:  # renamed onto path only once it loads and runs
         if fmt == "onnx":
             data = onnx_bytes(model, tuple(inputs.shape[1:]), batch_size=inputs.shape[0])
             got = _session(data, 1).run(None, {"input": inputs.numpy()})[0]
@@ -162,9 +161,5 @@ def export_model(model: nn.Module, path: str | Path, inputs: torch.Tensor, *,
                 loaded = torch.export.load(f)
             with torch.no_grad():
                 got = loaded.module()(inputs).numpy()
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     diff = float(np.abs(np.asarray(got) - expected).max())
     return ExportCheck(fmt, str(path), diff, int(inputs.shape[0]), opset)

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from autoprune.cache import cache_dir, hash_key, hash_state_dict
+from autoprune.cache import atomic_path, cache_dir, hash_key, hash_state_dict
 from autoprune.data import DataBundle, StreamSplit
 from autoprune.engine.groups import coupling_groups
 from autoprune.engine.metrics import count_macs, count_nonzero, layer_table
@@ -132,9 +132,8 @@ def _read_cache(path: Path, key: str) -> dict | None:
 
 
 def _write_cache(path: Path, entry: dict) -> None:
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(entry))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(entry))
 
 
 def sensitivity_scan(

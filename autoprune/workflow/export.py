@@ -4,9 +4,9 @@ finalized pruned checkpoint, with the lines that load it."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+from autoprune.cache import atomic_path
 from autoprune.engine.checkpoint import load_checkpoint
 from autoprune.engine.deploy import FORMATS, export_model, require_onnx
 from autoprune.errors import ConfigError
@@ -80,14 +80,8 @@ def check_formats(formats: tuple[str, ...]) -> None:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    """Write beside ``path`` and rename: a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _snippet(policy, out: Path, ckpt: Path) -> str:

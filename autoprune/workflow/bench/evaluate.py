@@ -5,10 +5,9 @@ atomically, so a killed or timed-out benchmark continues where it stopped."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 
-from autoprune.cache import cache_dir, hash_key
+from autoprune.cache import atomic_path, cache_dir, hash_key
 from autoprune.engine.policy import Policy
 from autoprune.search import PruneSearch
 from autoprune.search.config import distill_key
@@ -44,9 +43,8 @@ class Evaluator:
             except ValueError:
                 pass  # a torn or foreign file: recompute
         out = compute()
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(out))
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(out))
         self.computed += 1
         return out
 
