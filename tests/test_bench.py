@@ -57,6 +57,14 @@ def test_quick_bench_runs_resumes_and_reports(synthetic_idx_root, in_tmp, capsys
     summary = (in_tmp / "reports" / "benchmarks" / "README.md").read_text()
     assert "[tinybench](tinybench/report.md)" in summary and "per level (pp)" in summary
     assert "(6 policies)" in summary  # a τ over so few policies says how few
+    assert "| macs |" not in summary  # a size budget: size and latency rows only
+    # a MACs budget puts MACs rows in the headline table (the same comparisons, rewritten)
+    from autoprune.workflow.bench.render import write_summary
+
+    as_macs = {**r, "budget": {"macs": 0.5}}
+    (out / "results.json").write_text(json.dumps(as_macs))
+    assert "| macs |" in write_summary(in_tmp / "reports" / "benchmarks").read_text()
+    (out / "results.json").write_text(json.dumps(r))
 
     # a second run evaluates nothing again; its report's command repeats its overrides
     capsys.readouterr()

@@ -280,7 +280,7 @@ def write_summary(root: Path) -> Path:
         ceiling = r["rank_fidelity"]["scores"].get("test_retest", {}).get("ceiling")
         tau_s = _f(tau, "{:.2f}") + (f" ({n_policies} policies)"
                                      if n_policies < MIN_RANK_POLICIES else "") + (
-            f" (ceiling {ceiling:.2f})" if ceiling is not None else "")
+            f" (ceiling {ceiling:.2f})" if _f(ceiling) != "–" else "")
         spm = None
         if r.get("latency"):
             vals = [row[f"b{r['latency']['batches'][0]}"]["speedup_per_mac_reduction"]
@@ -291,7 +291,8 @@ def write_summary(root: Path) -> Path:
         per_level = f"{min(diffs):+.2f} to {max(diffs):+.2f}" if diffs else "–"
         n_rows = len(rows)
         for iso in r["comparison"]["iso_accuracy"]:
-            for axis in ("size", "latency"):
+            # a MACs budget is judged on MACs first; size and latency are every study's axes
+            for axis in ("macs",) * ("macs" in r.get("budget", {})) + ("size", "latency"):
                 if axis not in iso:
                     continue
                 c = iso[axis]
