@@ -74,3 +74,28 @@ def test_tau_ceiling_matches_a_simulated_perfect_proxy():
         # the ceiling sits well above the re-test τ itself, and where the simulation puts it
         assert tau_ceiling(np.mean(retest)) == pytest.approx(np.mean(perfect), abs=0.03)
         assert tau_ceiling(np.mean(retest)) > np.mean(retest) + 0.1
+
+
+def test_per_level_compares_on_the_axes_the_budget_caps():
+    """At a ladder level a searched point counts only if it is no larger on what the budget
+    caps: under a MACs (or latency) budget a point smaller in size but larger in MACs is not
+    a fair rival of the heuristic there."""
+    from autoprune.workflow.bench import _compare, level_axes
+
+    assert level_axes({"size": 0.5}) == ["size"]
+    assert level_axes({"macs": 0.25}) == ["macs"]
+    assert level_axes({"latency": 0.5}) == ["macs"]  # the ladder scales the calibrated cap
+    assert level_axes({"size": 0.3, "macs": 0.6}) == ["size", "macs"]
+
+    def point(size, macs, acc, **kw):
+        return {"size_ratio": size, "macs_ratio": macs, "test_mean": acc, "test_std": 0.1,
+                "test_accs": [acc - 0.1, acc + 0.1], **kw}
+
+    heuristics = {"uniform": [point(0.15, 0.15, 90.0, level=0.6)]}
+    searched = [point(0.11, 0.19, 90.5, trial=36),  # smaller, but more MACs
+                point(0.14, 0.14, 89.8, trial=12)]  # no larger on either
+    dense = {"test_acc": 92.0}
+    by_size = _compare(heuristics, searched, dense, None, {"size": 0.25})["per_level"][0]
+    by_macs = _compare(heuristics, searched, dense, None, {"macs": 0.25})["per_level"][0]
+    assert by_size["searched_trial"] == 36 and by_size["diff"] == pytest.approx(0.5)
+    assert by_macs["searched_trial"] == 12 and by_macs["diff"] == pytest.approx(-0.2)

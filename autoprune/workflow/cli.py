@@ -227,6 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a few points only (3 levels, 2 seeds, 6 rank policies): checks that "
                         "the benchmark runs, measures nothing worth reporting")
     p.add_argument("--out", default=None, help="directory (default: reports/benchmarks/<study>)")
+    p.add_argument("--rewrite", action="store_true",
+                   help="evaluate and measure nothing: recompute the comparisons of the "
+                        "results.json already in --out from its points and rewrite the report "
+                        "and the headline table (after the comparison itself changed)")
     p.set_defaults(func=_cmd_bench)
     return parser
 
@@ -520,10 +524,21 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from autoprune.search import PruneSearch
-    from autoprune.workflow.bench import QUICK, RANK_OPTIONS, BenchSettings, run_bench
+    from autoprune.workflow.bench import (
+        QUICK,
+        RANK_OPTIONS,
+        BenchSettings,
+        rewrite_bench,
+        run_bench,
+    )
 
     extra = [] if args.finalize_steps is None else [f"finalize.steps={args.finalize_steps}"]
     cfg = load_study(args, extra)
+    if args.rewrite:
+        out = Path(args.out) if args.out else Path("reports") / "benchmarks" / cfg.name
+        rewrite_bench(out)
+        print(f"comparisons of {cfg.name} recomputed; {out}/report.md rewritten")
+        return 0
     settings = QUICK if args.quick else BenchSettings(
         seeds=tuple(2000 + i for i in range(args.seeds)), rank_policies=args.rank_policies)
     if args.levels:

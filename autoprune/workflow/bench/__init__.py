@@ -9,6 +9,7 @@ evaluation is cached, so a killed run continues where it stopped.
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 import time
@@ -29,7 +30,8 @@ from autoprune.workflow.bench import fronts
 from autoprune.workflow.bench.evaluate import Evaluator
 from autoprune.workflow.bench.ranks import kendall_tau, spearman_rho, tau_ceiling
 
-__all__ = ["BenchSettings", "run_bench", "QUICK", "RANK_OPTIONS", "MIN_RANK_POLICIES"]
+__all__ = ["BenchSettings", "run_bench", "rewrite_bench", "level_axes", "QUICK", "RANK_OPTIONS",
+           "MIN_RANK_POLICIES"]
 
 # the rank-fidelity variants: BenchSettings field (its option: --rank-steps ...) -> its unit
 RANK_OPTIONS = {"rank_steps": "fine-tune steps", "rank_images": "validation images",
@@ -168,7 +170,7 @@ def run_bench(search: PruneSearch, settings: BenchSettings, out_dir: Path, *,
         "finetune": {"epochs": cfg.finalize.epochs, "steps": cfg.finalize.steps,
                      "lr": cfg.finalize.lr},
         "dense": dense, "heuristics": heuristics, "searched": searched,
-        "comparison": _compare(heuristics, searched, dense, latency),
+        "comparison": _compare(heuristics, searched, dense, latency, cfg.budget.items()),
         "rank_fidelity": rank, "latency": latency,
         "cost": _cost(search, search_seconds, heuristics, searched),
         "settings": asdict(settings), "evaluations_computed": ev.computed,
@@ -178,12 +180,38 @@ def run_bench(search: PruneSearch, settings: BenchSettings, out_dir: Path, *,
     return results
 
 
+def rewrite_bench(out_dir: Path) -> dict:
+    """Recompute the comparisons of ``out_dir/results.json`` from the points it holds and
+    rewrite its report (and the headline table): nothing is evaluated or measured again.
+    For when the comparison itself changes, so every committed benchmark follows it."""
+    path = Path(out_dir) / "results.json"
+    if not path.is_file():
+        raise ConfigError(f"no benchmark results at {path}: run `autoprune bench STUDY` first.")
+    from autoprune.workflow.bench.render import write_bench  # render imports this module
+
+    r = json.loads(path.read_text())
+    r["comparison"] = _compare(r["heuristics"], r["searched"], r["dense"], r.get("latency"),
+                               r["budget"])
+    write_bench(r, Path(out_dir))
+    return r
+
+
 def _axis_points(points: list[dict], axis: str) -> list[tuple[float, float]]:
     return [(p[f"{axis}_ratio"], p["test_mean"]) for p in points
             if p.get(f"{axis}_ratio") is not None]
 
 
-def _compare(heuristics: dict, searched: list[dict], dense: dict, latency: dict | None) -> dict:
+def level_axes(budget: dict) -> list[str]:
+    """The axes a searched point must be no larger on to be compared with a heuristic at a
+    ladder level: the ones its budget caps (a latency budget caps MACs through its
+    calibration, and MACs are what the ladder scales)."""
+    axes = ["size"] * bool({"size", "size_mib"} & set(budget))
+    axes += ["macs"] * bool({"macs", "macs_abs", "latency", "latency_ms"} & set(budget))
+    return axes or ["size"]
+
+
+def _compare(heuristics: dict, searched: list[dict], dense: dict, latency: dict | None,
+             budget: dict) -> dict:
     axes = ["size", "macs"] + (["latency"] if latency else [])
     all_fronts = {**heuristics, "searched": searched}
     iso = []
@@ -199,16 +227,18 @@ def _compare(heuristics: dict, searched: list[dict], dense: dict, latency: dict 
             row[axis] = {"costs": costs, "best_heuristic": best_name,
                          "ratio": s / heur[best_name] if s is not None and best_name else None}
         iso.append(row)
-    per_level = []
+    per_level, by = [], level_axes(budget)
     levels = [p["level"] for p in next(iter(heuristics.values()))] if heuristics else []
     for i, level in enumerate(levels):
         best_name = max(heuristics, key=lambda n: heuristics[n][i]["test_mean"])
         h = heuristics[best_name][i]
-        cands = [p for p in searched if p["size_ratio"] <= h["size_ratio"] * (1 + 1e-9)]
+        cands = [p for p in searched
+                 if all(p[f"{a}_ratio"] <= h[f"{a}_ratio"] * (1 + 1e-9) for a in by)]
         s = max(cands, key=lambda p: p["test_mean"]) if cands else None
         n = len(h["test_accs"])
         per_level.append({
-            "level": level, "size_ratio": h["size_ratio"], "best_heuristic": best_name,
+            "level": level, "size_ratio": h["size_ratio"], "macs_ratio": h["macs_ratio"],
+            "best_heuristic": best_name,
             "heuristic_mean": h["test_mean"], "heuristic_std": h["test_std"],
             "searched_trial": s["trial"] if s else None,
             "searched_mean": s["test_mean"] if s else None,
@@ -218,7 +248,7 @@ def _compare(heuristics: dict, searched: list[dict], dense: dict, latency: dict 
     ref_acc = dense["test_acc"] - 5.0
     hv = {axis: {n: fronts.hypervolume(_axis_points(p, axis), 1.0, ref_acc)
                  for n, p in all_fronts.items()} for axis in axes}
-    return {"iso_accuracy": iso, "per_level": per_level, "hypervolume": hv,
+    return {"iso_accuracy": iso, "per_level": per_level, "level_axes": by, "hypervolume": hv,
             "hypervolume_ref": {"cost_ratio": 1.0, "test_acc": ref_acc}}
 
 
