@@ -58,7 +58,7 @@ def test_quick_bench_runs_resumes_and_reports(synthetic_idx_root, in_tmp, capsys
     assert "[tinybench](tinybench/report.md)" in summary and "per level (pp)" in summary
     assert "(6 policies)" in summary  # a τ over so few policies says how few
     assert "| macs |" not in summary  # a size budget: size and latency rows only
-    assert "no larger in size and MACs (what the budget caps)" in md  # size + latency_ms
+    assert "within the level's budget on size and MACs" in md  # size + latency_ms
     # --rewrite recomputes the comparisons from results.json and evaluates nothing: under a
     # MACs budget the levels compare on MACs and the headline table gets MACs rows
     (out / "results.json").write_text(json.dumps({**r, "budget": {"macs": 0.5}}))
@@ -68,7 +68,7 @@ def test_quick_bench_runs_resumes_and_reports(synthetic_idx_root, in_tmp, capsys
     rewritten = json.loads((out / "results.json").read_text())
     assert rewritten["comparison"]["level_axes"] == ["macs"]
     assert rewritten["machine"] == r["machine"]  # the machine that measured, not the rewriter
-    assert "no larger in MACs" in (out / "report.md").read_text()
+    assert "within the level's budget on MACs" in (out / "report.md").read_text()
     summary = (in_tmp / "reports" / "benchmarks" / "README.md").read_text()
     assert "| macs |" in summary
     (out / "results.json").write_text(json.dumps(r))

@@ -76,11 +76,12 @@ def test_tau_ceiling_matches_a_simulated_perfect_proxy():
         assert tau_ceiling(np.mean(retest)) > np.mean(retest) + 0.1
 
 
-def test_per_level_compares_on_the_axes_the_budget_caps():
-    """At a ladder level a searched point counts only if it is no larger on what the budget
-    caps: under a MACs (or latency) budget a point smaller in size but larger in MACs is not
-    a fair rival of the heuristic there."""
-    from autoprune.workflow.bench import _compare, level_axes
+def test_per_level_compares_at_equal_budget_on_the_axes_the_budget_caps():
+    """At a ladder level a searched point counts only if it fits the level's budget on what
+    the budget caps: under a MACs (or latency) budget a point smaller in size but larger in
+    MACs is not a fair rival of the heuristic there; a heuristic that leaves part of a cap
+    unused does not shrink the cap for the search."""
+    from autoprune.workflow.bench import _compare, level_axes, level_limits
 
     assert level_axes({"size": 0.5}) == ["size"]
     assert level_axes({"macs": 0.25}) == ["macs"]
@@ -99,3 +100,23 @@ def test_per_level_compares_on_the_axes_the_budget_caps():
     by_macs = _compare(heuristics, searched, dense, None, {"macs": 0.25})["per_level"][0]
     assert by_size["searched_trial"] == 36 and by_size["diff"] == pytest.approx(0.5)
     assert by_macs["searched_trial"] == 12 and by_macs["diff"] == pytest.approx(-0.2)
+
+    # size binds the heuristic (0.30 of 0.3), MACs do not (0.38 of 0.6): a searched point
+    # at 0.28 size and 0.46 MACs meets the same budget
+    h = [point(0.30, 0.38, 92.0, level=1.0)]
+    assert level_limits({"size": 0.3, "macs": 0.6}, dense, 1.0, h) == pytest.approx(
+        {"size": 0.3, "macs": 0.6})
+    both = _compare({"sensitivity": h}, [point(0.28, 0.46, 92.6, trial=20)], dense, None,
+                    {"size": 0.3, "macs": 0.6})["per_level"][0]
+    assert both["searched_trial"] == 20
+    # a latency budget's MACs cap is not in the results: the costliest heuristic there met it
+    at = [point(0.2, 0.30, 91.0, level=1.0), point(0.25, 0.35, 90.0, level=1.0)]
+    assert level_limits({"latency": 0.5}, dense, 1.0, at) == {"macs": 0.35}
+    # ... and where the study's calibration is known, its cap (scaled by the level)
+    assert level_limits({"latency": 0.5}, dense, 1.0, at, 0.4) == pytest.approx({"macs": 0.4})
+    assert level_limits({"latency": 0.5, "size": 0.5}, dense, 0.5, at, 0.4) == pytest.approx(
+        {"size": 0.25, "macs": 0.35})  # never below a heuristic that met it
+    lat = _compare({"a": at[:1], "b": at[1:]},
+                   [point(0.3, 0.34, 91.2, trial=1), point(0.1, 0.36, 95.0, trial=2)], dense,
+                   None, {"latency": 0.5})["per_level"][0]
+    assert lat["searched_trial"] == 1 and lat["best_heuristic"] == "a"

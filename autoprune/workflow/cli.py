@@ -11,7 +11,7 @@ import math
 import sys
 import warnings
 
-from autoprune.errors import AutopruneError, ConfigError
+from autoprune.errors import AutopruneError, ConfigError, StudyStateError
 
 EXIT_USAGE = 2
 
@@ -536,8 +536,16 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     cfg = load_study(args, extra)
     if args.rewrite:
         out = Path(args.out) if args.out else Path("reports") / "benchmarks" / cfg.name
-        rewrite_bench(out)
-        print(f"comparisons of {cfg.name} recomputed; {out}/report.md rewritten")
+        record = None
+        if {"latency", "latency_ms"} & set(cfg.budget.items()):
+            try:  # the study's latency calibration, where its storage is still here
+                record = PruneSearch.load(cfg, device=args.device, progress=False).record_
+            except StudyStateError:
+                pass
+        r = rewrite_bench(out, record)
+        print(f"comparisons of {cfg.name} recomputed; {out}/report.md rewritten"
+              + (f" (latency MACs cap {r['latency_macs_cap']:.3f} of dense)"
+                 if r.get("latency_macs_cap") else ""))
         return 0
     settings = QUICK if args.quick else BenchSettings(
         seeds=tuple(2000 + i for i in range(args.seeds)), rank_policies=args.rank_policies)

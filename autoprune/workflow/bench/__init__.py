@@ -30,8 +30,8 @@ from autoprune.workflow.bench import fronts
 from autoprune.workflow.bench.evaluate import Evaluator
 from autoprune.workflow.bench.ranks import kendall_tau, spearman_rho, tau_ceiling
 
-__all__ = ["BenchSettings", "run_bench", "rewrite_bench", "level_axes", "QUICK", "RANK_OPTIONS",
-           "MIN_RANK_POLICIES"]
+__all__ = ["BenchSettings", "run_bench", "rewrite_bench", "level_axes", "level_limits", "QUICK",
+           "RANK_OPTIONS", "MIN_RANK_POLICIES"]
 
 # the rank-fidelity variants: BenchSettings field (its option: --rank-steps ...) -> its unit
 RANK_OPTIONS = {"rank_steps": "fine-tune steps", "rank_images": "validation images",
@@ -160,6 +160,7 @@ def run_bench(search: PruneSearch, settings: BenchSettings, out_dir: Path, *,
                          "confirmed_acc": float(r["confirmed_acc"]),
                          **_finalized(ev, policy, settings.seeds, dense)})
 
+    cap = latency_macs_cap(search.record_, dense)
     rank = _rank_fidelity(search, ev, settings, dense, progress)
     latency = _latency(search, heuristics, searched, settings, progress) \
         if get_mode(cfg.search.mode).channels else None
@@ -170,7 +171,8 @@ def run_bench(search: PruneSearch, settings: BenchSettings, out_dir: Path, *,
         "finetune": {"epochs": cfg.finalize.epochs, "steps": cfg.finalize.steps,
                      "lr": cfg.finalize.lr},
         "dense": dense, "heuristics": heuristics, "searched": searched,
-        "comparison": _compare(heuristics, searched, dense, latency, cfg.budget.items()),
+        "latency_macs_cap": cap,
+        "comparison": _compare(heuristics, searched, dense, latency, cfg.budget.items(), cap),
         "rank_fidelity": rank, "latency": latency,
         "cost": _cost(search, search_seconds, heuristics, searched),
         "settings": asdict(settings), "evaluations_computed": ev.computed,
@@ -180,18 +182,29 @@ def run_bench(search: PruneSearch, settings: BenchSettings, out_dir: Path, *,
     return results
 
 
-def rewrite_bench(out_dir: Path) -> dict:
+def latency_macs_cap(record, dense: dict) -> float | None:
+    """The MACs a study's latency budget allows (its calibration, measured once per study) as a
+    fraction of dense MACs; ``None`` without a latency budget."""
+    cap = record.latency_cap
+    return cap["structural_macs"] / dense["macs"] if cap else None
+
+
+def rewrite_bench(out_dir: Path, record=None) -> dict:
     """Recompute the comparisons of ``out_dir/results.json`` from the points it holds and
     rewrite its report (and the headline table): nothing is evaluated or measured again.
-    For when the comparison itself changes, so every committed benchmark follows it."""
+    For when the comparison itself changes, so every committed benchmark follows it.
+    ``record``: the study's, to read a latency cap that results written before it was stored
+    lack."""
     path = Path(out_dir) / "results.json"
     if not path.is_file():
         raise ConfigError(f"no benchmark results at {path}: run `autoprune bench STUDY` first.")
     from autoprune.workflow.bench.render import write_bench  # render imports this module
 
     r = json.loads(path.read_text())
+    if r.get("latency_macs_cap") is None and record is not None:
+        r["latency_macs_cap"] = latency_macs_cap(record, r["dense"])
     r["comparison"] = _compare(r["heuristics"], r["searched"], r["dense"], r.get("latency"),
-                               r["budget"])
+                               r["budget"], r.get("latency_macs_cap"))
     write_bench(r, Path(out_dir))
     return r
 
@@ -202,16 +215,42 @@ def _axis_points(points: list[dict], axis: str) -> list[tuple[float, float]]:
 
 
 def level_axes(budget: dict) -> list[str]:
-    """The axes a searched point must be no larger on to be compared with a heuristic at a
-    ladder level: the ones its budget caps (a latency budget caps MACs through its
-    calibration, and MACs are what the ladder scales)."""
+    """The axes a budget caps, on which a searched point must fit a ladder level to be
+    compared with the heuristics there (a latency budget caps MACs through its calibration,
+    and MACs are what the ladder scales)."""
     axes = ["size"] * bool({"size", "size_mib"} & set(budget))
     axes += ["macs"] * bool({"macs", "macs_abs", "latency", "latency_ms"} & set(budget))
     return axes or ["size"]
 
 
+def level_limits(budget: dict, dense: dict, level: float, at_level: list[dict],
+                 latency_macs_cap: float | None = None) -> dict:
+    """Axis -> the largest cost ratio a point may have at ``level`` x the budget: the level's
+    cap where the budget states it or the study's latency calibration gave it
+    (``latency_macs_cap``, a fraction of dense MACs), else the costliest heuristic at the
+    level, which met the cap. Never below a heuristic at the level, so every heuristic fits:
+    "equal budget", not "no larger than the one heuristic that won"."""
+    latency = {"latency", "latency_ms"} & set(budget)
+    explicit = {
+        "size": [v for v in (budget.get("size"),
+                             budget["size_mib"] / dense["size_mib"] if "size_mib" in budget
+                             else None) if v is not None],
+        "macs": [v for v in (budget.get("macs"),
+                             budget["macs_abs"] / dense["macs"] if "macs_abs" in budget
+                             else None,
+                             latency_macs_cap if latency else None) if v is not None]}
+    limits = {}
+    for axis in level_axes(budget):
+        worst = max((p[f"{axis}_ratio"] for p in at_level), default=0.0)
+        caps = explicit[axis]
+        # a latency budget with no known cap leaves MACs to the heuristics that met it
+        known = caps and not (axis == "macs" and latency and latency_macs_cap is None)
+        limits[axis] = max(worst, level * min(caps)) if known else worst
+    return limits
+
+
 def _compare(heuristics: dict, searched: list[dict], dense: dict, latency: dict | None,
-             budget: dict) -> dict:
+             budget: dict, latency_macs_cap: float | None = None) -> dict:
     axes = ["size", "macs"] + (["latency"] if latency else [])
     all_fronts = {**heuristics, "searched": searched}
     iso = []
@@ -227,18 +266,20 @@ def _compare(heuristics: dict, searched: list[dict], dense: dict, latency: dict 
             row[axis] = {"costs": costs, "best_heuristic": best_name,
                          "ratio": s / heur[best_name] if s is not None and best_name else None}
         iso.append(row)
-    per_level, by = [], level_axes(budget)
+    per_level = []
     levels = [p["level"] for p in next(iter(heuristics.values()))] if heuristics else []
     for i, level in enumerate(levels):
         best_name = max(heuristics, key=lambda n: heuristics[n][i]["test_mean"])
         h = heuristics[best_name][i]
+        limits = level_limits(budget, dense, level, [pts[i] for pts in heuristics.values()],
+                              latency_macs_cap)
         cands = [p for p in searched
-                 if all(p[f"{a}_ratio"] <= h[f"{a}_ratio"] * (1 + 1e-9) for a in by)]
+                 if all(p[f"{a}_ratio"] <= lim * (1 + 1e-9) for a, lim in limits.items())]
         s = max(cands, key=lambda p: p["test_mean"]) if cands else None
         n = len(h["test_accs"])
         per_level.append({
             "level": level, "size_ratio": h["size_ratio"], "macs_ratio": h["macs_ratio"],
-            "best_heuristic": best_name,
+            "limits": limits, "best_heuristic": best_name,
             "heuristic_mean": h["test_mean"], "heuristic_std": h["test_std"],
             "searched_trial": s["trial"] if s else None,
             "searched_mean": s["test_mean"] if s else None,
@@ -248,7 +289,8 @@ def _compare(heuristics: dict, searched: list[dict], dense: dict, latency: dict 
     ref_acc = dense["test_acc"] - 5.0
     hv = {axis: {n: fronts.hypervolume(_axis_points(p, axis), 1.0, ref_acc)
                  for n, p in all_fronts.items()} for axis in axes}
-    return {"iso_accuracy": iso, "per_level": per_level, "level_axes": by, "hypervolume": hv,
+    return {"iso_accuracy": iso, "per_level": per_level, "level_axes": level_axes(budget),
+            "hypervolume": hv,
             "hypervolume_ref": {"cost_ratio": 1.0, "test_acc": ref_acc}}
 
 

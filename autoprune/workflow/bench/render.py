@@ -123,9 +123,11 @@ def _document(r: dict, plots: list[Path]) -> Document:
                "ratio"], rows)
     doc.heading("At each ladder level", 2)
     by = cmp_.get("level_axes", ["size"])
-    doc.paragraph(f"Best heuristic at the level vs the best searched point no larger in "
-                  f"{' and '.join('MACs' if a == 'macs' else a for a in by)} (what the budget "
-                  f"caps); diff ± its standard error over seeds.")
+    doc.paragraph(f"Best heuristic at the level vs the best searched point within the "
+                  f"level's budget on {' and '.join('MACs' if a == 'macs' else a for a in by)} "
+                  f"(what the budget caps; a cap the budget does not state, such as the MACs a "
+                  f"latency budget allows, is the costliest heuristic's at the level); diff ± "
+                  f"its standard error over seeds.")
     with_macs = "macs" in by
     doc.table(["level", "size ratio", *["MACs ratio"] * with_macs, "best heuristic",
                "heuristic %", "searched trial", "searched %", "diff (pp)"],
@@ -322,8 +324,9 @@ def write_summary(root: Path) -> Path:
                   "(< 1: the search wins; '–': a front never reaches it; accuracy levels no "
                   "front reaches are left out). Per level: the range over the ladder levels of "
                   "the best searched point's TEST accuracy minus the best heuristic's there "
-                  "(searched no larger in size). τ = Kendall τ of the "
-                  "proxy against finalized TEST accuracy at one budget (over fewer than "
+                  "(the searched point within the level's budget on what the budget caps). "
+                  "τ = Kendall τ of the proxy against finalized TEST accuracy at one budget "
+                  "(over fewer than "
                   f"{MIN_RANK_POLICIES} policies: their number is given, and such a τ means "
                   "little); its ceiling, where measured, is the τ a perfect proxy would reach "
                   "against one seed, from the τ of the same finalize re-run with another seed. "
