@@ -206,8 +206,8 @@ def _rank_section(doc: Document, rf: dict, r: dict) -> None:
                      "rank noise and mean little." if spread["max"] - spread["min"]
                      < 2 * 2 * seed_std else ""))
     labels = rf.get("labels", {})
-    score_labels = {**labels, "test_retest": f"finalized TEST, seed {rf.get('retest_seed')} "
-                                             f"(the ceiling)"}
+    score_labels = {**labels,
+                    "test_retest": f"finalized TEST re-run, seed {rf.get('retest_seed')}"}
     secs = rf.get("proxy_seconds", {})
     ds = rf.get("draws_test_spread")
     if ds and ds["n"] > 1:
