@@ -233,7 +233,10 @@ def _rank_section(doc: Document, rf: dict, r: dict) -> None:
             + (f" ({_f(ceiling.get('ceiling_draws'), '{:.2f}')} on the draws)"
                if ceiling.get("ceiling_draws") is not None else "")
             + f" against seed {rf['test_seed']}: read a proxy's τ against that, not against "
-              f"1.")
+              f"1. It is an upper bound: both runs score the same TEST images, so it leaves "
+              f"out the noise of scoring on other images (a proxy scores on validation "
+              f"images), and seed noise shared by all policies (one seed's batch order "
+              f"helping every policy alike) does not reorder them.")
     extra = [k for k in labels if k != "proxy"]
     retest = ["test_retest"] if ceiling else []
     doc.table(["policy", "size ratio", "scan estimate", "BN recal only", "proxy",
