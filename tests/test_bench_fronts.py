@@ -120,3 +120,16 @@ def test_per_level_compares_at_equal_budget_on_the_axes_the_budget_caps():
                    [point(0.3, 0.34, 91.2, trial=1), point(0.1, 0.36, 95.0, trial=2)], dense,
                    None, {"latency": 0.5})["per_level"][0]
     assert lat["searched_trial"] == 1 and lat["best_heuristic"] == "a"
+
+
+def test_latency_cap_read_from_the_record_tolerates_a_calibration_without_cap():
+    """The calibration stores ``structural_macs = None`` where latency did not grow with MACs
+    (timing noise on a tiny model): no cap, not a crash."""
+    from types import SimpleNamespace
+
+    from autoprune.workflow.bench import latency_macs_cap
+
+    dense = {"macs": 1000}
+    assert latency_macs_cap(SimpleNamespace(latency_cap={"structural_macs": 400.0}), dense) == 0.4
+    assert latency_macs_cap(SimpleNamespace(latency_cap={"structural_macs": None}), dense) is None
+    assert latency_macs_cap(SimpleNamespace(latency_cap=None), dense) is None

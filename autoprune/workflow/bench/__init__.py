@@ -30,8 +30,8 @@ from autoprune.workflow.bench import fronts
 from autoprune.workflow.bench.evaluate import Evaluator
 from autoprune.workflow.bench.ranks import kendall_tau, spearman_rho, tau_ceiling
 
-__all__ = ["BenchSettings", "run_bench", "rewrite_bench", "level_axes", "level_limits", "QUICK",
-           "RANK_OPTIONS", "MIN_RANK_POLICIES"]
+__all__ = ["BenchSettings", "run_bench", "rewrite_bench", "level_axes", "level_limits",
+           "latency_macs_cap", "QUICK", "RANK_OPTIONS", "MIN_RANK_POLICIES"]
 
 # the rank-fidelity variants: BenchSettings field (its option: --rank-steps ...) -> its unit
 RANK_OPTIONS = {"rank_steps": "fine-tune steps", "rank_images": "validation images",
@@ -184,9 +184,10 @@ def run_bench(search: PruneSearch, settings: BenchSettings, out_dir: Path, *,
 
 def latency_macs_cap(record, dense: dict) -> float | None:
     """The MACs a study's latency budget allows (its calibration, measured once per study) as a
-    fraction of dense MACs; ``None`` without a latency budget."""
-    cap = record.latency_cap
-    return cap["structural_macs"] / dense["macs"] if cap else None
+    fraction of dense MACs; ``None`` without a latency budget, or where the calibration found
+    no cap (latency did not grow with MACs on the device)."""
+    cap = (record.latency_cap or {}).get("structural_macs")
+    return cap / dense["macs"] if cap is not None else None
 
 
 def rewrite_bench(out_dir: Path, record=None) -> dict:
