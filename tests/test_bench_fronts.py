@@ -95,7 +95,7 @@ def test_per_level_compares_at_equal_budget_on_the_axes_the_budget_caps():
     heuristics = {"uniform": [point(0.15, 0.15, 90.0, level=0.6)]}
     searched = [point(0.11, 0.19, 90.5, trial=36),  # smaller, but more MACs
                 point(0.14, 0.14, 89.8, trial=12)]  # no larger on either
-    dense = {"test_acc": 92.0}
+    dense = {"test_acc": 92.0, "size_mib": 2.0, "macs": 1000}
     by_size = _compare(heuristics, searched, dense, None, {"size": 0.25})["per_level"][0]
     by_macs = _compare(heuristics, searched, dense, None, {"macs": 0.25})["per_level"][0]
     assert by_size["searched_trial"] == 36 and by_size["diff"] == pytest.approx(0.5)

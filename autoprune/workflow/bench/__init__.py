@@ -24,6 +24,7 @@ from autoprune.engine.metrics import measure_speedup
 from autoprune.engine.policy import Policy, get_mode
 from autoprune.errors import ConfigError
 from autoprune.search import PruneSearch
+from autoprune.search.budget import Budget
 from autoprune.search.confirmation import CONFIRM_SEED0
 from autoprune.search.record import TrialView
 from autoprune.workflow.bench import fronts
@@ -219,9 +220,8 @@ def level_axes(budget: dict) -> list[str]:
     """The axes a budget caps, on which a searched point must fit a ladder level to be
     compared with the heuristics there (a latency budget caps MACs through its calibration,
     and MACs are what the ladder scales)."""
-    axes = ["size"] * bool({"size", "size_mib"} & set(budget))
-    axes += ["macs"] * bool({"macs", "macs_abs", "latency", "latency_ms"} & set(budget))
-    return axes or ["size"]
+    axes = Budget(**budget).axes()
+    return ["size"] * ("size" in axes) + ["macs"] * bool({"macs", "latency"} & axes) or ["size"]
 
 
 def level_limits(budget: dict, dense: dict, level: float, at_level: list[dict],
@@ -231,22 +231,20 @@ def level_limits(budget: dict, dense: dict, level: float, at_level: list[dict],
     (``latency_macs_cap``, a fraction of dense MACs), else the costliest heuristic at the
     level, which met the cap. Never below a heuristic at the level, so every heuristic fits:
     "equal budget", not "no larger than the one heuristic that won"."""
-    latency = {"latency", "latency_ms"} & set(budget)
-    explicit = {
-        "size": [v for v in (budget.get("size"),
-                             budget["size_mib"] / dense["size_mib"] if "size_mib" in budget
-                             else None) if v is not None],
-        "macs": [v for v in (budget.get("macs"),
-                             budget["macs_abs"] / dense["macs"] if "macs_abs" in budget
-                             else None,
-                             latency_macs_cap if latency else None) if v is not None]}
+    b = Budget(**budget)
+    # latency is capped through MACs, not measured here: its absolute cap is not needed
+    caps = b.caps({"size_mib": dense["size_mib"], "macs": dense["macs"],
+                   "latency_ms": math.inf})
+    ratios = {"size": caps.get("size_mib", math.inf) / dense["size_mib"],
+              "macs": caps.get("macs", math.inf) / dense["macs"]}
+    if "latency" in b.axes():
+        # a latency budget with no known cap leaves MACs to the heuristics that met it
+        ratios["macs"] = (min(ratios["macs"], latency_macs_cap) if latency_macs_cap is not None
+                          else math.inf)
     limits = {}
     for axis in level_axes(budget):
         worst = max((p[f"{axis}_ratio"] for p in at_level), default=0.0)
-        caps = explicit[axis]
-        # a latency budget with no known cap leaves MACs to the heuristics that met it
-        known = caps and not (axis == "macs" and latency and latency_macs_cap is None)
-        limits[axis] = max(worst, level * min(caps)) if known else worst
+        limits[axis] = max(worst, level * ratios[axis]) if ratios[axis] < math.inf else worst
     return limits
 
 
