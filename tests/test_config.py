@@ -99,3 +99,17 @@ def test_distillation_keys_a_study_only_when_on():
         "proxy"}
     with pytest.raises(ValueError, match="finalize.temperature must be positive, got 0"):
         dataclasses.replace(on.finalize, temperature=0)
+
+
+def test_target_centre_keys_a_study_only_when_set():
+    """``search.centre`` left at "budget" keeps the space fingerprint of studies made before
+    it existed; "target" changes it; anything else is refused by name."""
+    from autoprune.search.config import load_config
+
+    cfg = load_config("studies/vgg_fine_size5.toml")
+    on = load_config("studies/vgg_fine_size5.toml", ["search.centre=target"])
+    space = cfg.fingerprint()["space"]
+    assert cfg.search.centre == "budget" and len(space) == 6
+    assert on.fingerprint()["space"] == [*space, "target"]
+    with pytest.raises(ValueError, match="search.centre must be one of .* got 'middle'"):
+        load_config("studies/vgg_fine_size5.toml", ["search.centre=middle"])

@@ -109,3 +109,28 @@ def test_smallest_policy_outside_the_budget_is_refused():
     for mode in ("fine", "channel", "hybrid"):
         with pytest.raises(ValueError, match="budget is impossible"):
             make_space(model, x, SearchSettings(mode=mode), limits).check_feasible()
+
+
+@pytest.mark.parametrize("mode,prior", [("fine", "lamp"), ("channel", "uniform")])
+def test_target_centre_puts_each_sweep_trial_on_the_prior_heuristic_at_its_target(mode, prior):
+    """With ``search.centre = "target"`` and no perturbation, a trial below the full budget
+    is exactly the ladder's heuristic at its target; centred on the full budget's prior (scaled
+    down by one factor) a fine-grained LAMP trial is not."""
+    model = build_model(ModelSpec("cnn", 0.5, 1, 10))
+    x = torch.zeros(1, 1, 28, 28)
+    limits = Limits.from_budget(Budget(size=0.4), count_params(model),
+                                count_macs(model, (1, 28, 28)))
+    policies = {}
+    for centre in ("target", "budget"):
+        settings = SearchSettings(mode=mode, prior=prior, sweep=True, floor=0.3, perturbation=0.0,
+                                  centre=centre)
+        space = make_space(model, x, settings, limits)
+        policies[centre] = space.sample(optuna.create_study().ask(), factor=0.45)
+    want = space.baseline_policy(prior, 0.45)
+    got = policies["target"]
+    # the projection re-fits the total by bisection: equal to within its tolerance
+    assert got.sparsity == pytest.approx(want.sparsity, abs=1e-3)
+    assert got.keep == pytest.approx(want.keep, abs=1e-3)
+    if mode == "fine":
+        off = max(abs(policies["budget"].sparsity[k] - v) for k, v in want.sparsity.items())
+        assert off > 0.02

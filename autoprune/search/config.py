@@ -63,6 +63,11 @@ class SearchSettings:
         prior: Heuristic allocation the centred space perturbs: ``lamp``, ``sensitivity``
             or ``uniform`` (channel mode: ``uniform`` or ``sensitivity``).
         perturbation: Half-width, in natural-log units, of the centred space.
+        centre: Where the centred space's prior sits for a trial below the full budget (with
+            ``sweep``): ``budget`` (the prior's allocation at the full budget, scaled down by
+            one factor) or ``target`` (the prior heuristic's own allocation at the trial's
+            target, as the ladder's heuristics are built). Hybrid mode always centres at the
+            target.
         sweep: Sample the target size between ``floor`` x budget and the budget, to spread
             the Pareto front; off: every trial sits at the budget.
         floor: Lowest target as a fraction of the budget when sweeping.
@@ -87,6 +92,7 @@ class SearchSettings:
     space: str = "centred"
     prior: str = "lamp"
     perturbation: float = 0.7
+    centre: str = "budget"
     sweep: bool = False
     floor: float = 0.5
     min_density: float = 0.02
@@ -102,6 +108,7 @@ class SearchSettings:
         _choice("search.sampler", self.sampler, ("tpe", "nsga2", "random"))
         _choice("search.space", self.space, ("centred", "wide"))
         _choice("search.prior", self.prior, ("lamp", "sensitivity", "uniform", "erk"))
+        _choice("search.centre", self.centre, ("budget", "target"))
         if self.trials < 0:
             raise ConfigError(f"search.trials must be >= 0, got {self.trials}.")
         if not isinstance(self.ladder, int) or isinstance(self.ladder, bool) or self.ladder < 0:
@@ -311,7 +318,9 @@ class StudyConfig:
         return {"model": self.model.to_dict(), "data": f"DataSpec({data})",
                 "recipe": self.recipe.to_dict(), "mode": s.mode, "objectives": list(s.objectives),
                 "budget": self.budget.items(),
-                "space": [s.space, s.prior, s.perturbation, s.sweep, s.floor, s.min_density],
+                "space": [s.space, s.prior, s.perturbation, s.sweep, s.floor, s.min_density,
+                          # absent when "budget", so studies made before it existed match
+                          *([s.centre] if s.centre != "budget" else [])],
                 "proxy": [p.steps, p.lr, p.batch_size, p.val_limit, p.recalibrate, p.seed,
                           *distill_key(p)],
                 "latency": self.latency.fingerprint()}

@@ -147,6 +147,18 @@ class SearchSpace:
         """A heuristic's policy at ``factor`` x the budget (1: the full budget)."""
         raise NotImplementedError
 
+    def prior_at(self, factor: float) -> dict[str, float]:
+        """The centred space's prior for a trial targeting ``factor`` x the budget: with
+        ``search.centre = "target"`` the prior heuristic's allocation there (what the ladder
+        enqueues at that level), else the full budget's (:attr:`prior`)."""
+        if factor == 1.0 or self.s.centre == "budget":
+            return self.prior
+        return self._allocation(self.limits.scaled(factor))
+
+    def _allocation(self, limits: Limits) -> dict[str, float]:
+        """The prior heuristic's allocation under ``limits``."""
+        raise NotImplementedError
+
     def sample(self, trial: optuna.Trial, factor: float | None = None) -> Policy:
         """Sample a policy that meets ``factor`` x the budget (default: the sweep's sampled
         target when the sweep is on, else the full budget)."""
@@ -220,7 +232,10 @@ class FineSpace(SearchSpace):
 
     @cached_property
     def prior(self) -> dict[str, float]:
-        return self.fine_allocation(self.s.prior, self.limits)
+        return self._allocation(self.limits)
+
+    def _allocation(self, limits: Limits) -> dict[str, float]:
+        return self.fine_allocation(self.s.prior, limits)
 
     def baseline_policy(self, name: str, factor: float = 1.0) -> Policy:
         density = self.fine_allocation(name, self.limits.scaled(factor))
@@ -228,7 +243,7 @@ class FineSpace(SearchSpace):
 
     def sample(self, trial: optuna.Trial, factor: float | None = None) -> Policy:
         factor = self._target(trial, factor)
-        prefs = self._prefs(trial, self.fine_cost.names, self.prior, "z")
+        prefs = self._prefs(trial, self.fine_cost.names, self.prior_at(factor), "z")
         density = project(prefs, self.fine_fits(self.limits.scaled(factor)), self.s.min_density)
         return self._policy(sparsity=_sparsity(density), target=factor)
 
@@ -255,7 +270,10 @@ class ChannelSpace(SearchSpace):
 
     @cached_property
     def prior(self) -> dict[str, float]:
-        return self.channel_allocation(self._prior_name(), self.limits)
+        return self._allocation(self.limits)
+
+    def _allocation(self, limits: Limits) -> dict[str, float]:
+        return self.channel_allocation(self._prior_name(), limits)
 
     def baseline_policy(self, name: str, factor: float = 1.0) -> Policy:
         keep = self.channel_allocation(name, self.limits.scaled(factor))
@@ -263,7 +281,7 @@ class ChannelSpace(SearchSpace):
 
     def sample(self, trial: optuna.Trial, factor: float | None = None) -> Policy:
         factor = self._target(trial, factor)
-        prefs = self._prefs(trial, self.channel_cost.ids, self.prior, "c")
+        prefs = self._prefs(trial, self.channel_cost.ids, self.prior_at(factor), "c")
         keep = project(prefs, self.channel_fits(self.limits.scaled(factor)), self.s.min_density)
         return self._policy(keep=keep, target=factor)
 
