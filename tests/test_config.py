@@ -113,3 +113,16 @@ def test_target_centre_keys_a_study_only_when_set():
     assert on.fingerprint()["space"] == [*space, "target"]
     with pytest.raises(ValueError, match="search.centre must be one of .* got 'middle'"):
         load_config("studies/vgg_fine_size5.toml", ["search.centre=middle"])
+
+
+def test_round_to_is_checked_and_keys_a_study_only_when_set():
+    from autoprune.search.config import load_config
+
+    cfg = load_config("studies/demo.toml")
+    on = load_config("studies/demo.toml", ["search.round_to=8"])
+    assert on.fingerprint()["space"] == [*cfg.fingerprint()["space"], "round_to=8"]
+    with pytest.raises(ValueError, match="search.round_to must be a whole number >= 0.*-8"):
+        load_config("studies/demo.toml", ["search.round_to=-8"])
+    with pytest.raises(ValueError, match="search.round_to=8 rounds kept channels: it needs "
+                                         "search.mode 'channel' or 'hybrid', got 'fine'"):
+        load_config("studies/vgg_fine_size5.toml", ["search.round_to=8"])

@@ -134,3 +134,42 @@ def test_target_centre_puts_each_sweep_trial_on_the_prior_heuristic_at_its_targe
     if mode == "fine":
         off = max(abs(policies["budget"].sparsity[k] - v) for k, v in want.sparsity.items())
         assert off > 0.02
+
+
+def _conv_widths(model) -> list[int]:
+    return [m.out_channels for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+
+
+def test_round_to_gives_multiples_of_n_channels_within_the_budget():
+    """``search.round_to = 8``: every baseline and sampled policy prunes to conv widths that
+    are multiples of 8 (the unrounded ones are not), still within the budget, and the cost
+    model counts exactly what pruning leaves; the latency calibration times rounded cuts."""
+    from autoprune.search.calibration import latency_macs_cap
+
+    model = build_model(ModelSpec("vgg", 0.5, 1, 10))
+    x = torch.zeros(1, 1, 28, 28)
+    dense_macs = count_macs(model, (1, 28, 28))
+    limits = Limits.from_budget(Budget(macs=0.37), count_params(model), dense_macs)
+    widths = {}
+    for n in (0, 8):
+        space = make_space(model, x, SearchSettings(mode="channel", prior="uniform",
+                                                    round_to=n), limits)
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        policies = [space.baseline_policy(h) for h in space.baseline_names()]
+        policies += [space.sample(study.ask()) for _ in range(3)]
+        widths[n] = []
+        for policy in policies:
+            pruned, _ = policy.apply(model, x)
+            macs = count_macs(pruned, (1, 28, 28), sparse=False)
+            assert macs == space.channel_cost.macs(policy.keep) <= 0.37 * dense_macs
+            assert macs >= 0.8 * 0.37 * dense_macs  # rounding costs some budget, not most
+            widths[n] += _conv_widths(pruned)
+    assert all(w % 8 == 0 for w in widths[8])
+    assert any(w % 8 for w in widths[0])
+
+    timed = []
+    space = make_space(model, x, SearchSettings(mode="channel", round_to=8), limits)
+    latency_macs_cap(model, x, space.channel_cost, Budget(latency=0.5), min_keep=0.3,
+                     settings=None, snap=space.snap,
+                     measure=lambda m: timed.append(_conv_widths(m)) or sum(timed[-1]) / 100)
+    assert timed and all(w % 8 == 0 for ws in timed for w in ws)

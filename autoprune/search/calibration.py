@@ -35,21 +35,23 @@ _KEEPS = (0.25, 0.5, 0.75)
 
 def latency_macs_cap(model: nn.Module, example_inputs: torch.Tensor, cost: ChannelCostModel,
                      budget: Budget, *, min_keep: float, settings: LatencySettings,
-                     measure: Callable[[nn.Module], float], margin: float = 0.03
-                     ) -> float | None:
+                     measure: Callable[[nn.Module], float], margin: float = 0.03,
+                     snap: Callable[[dict], dict] | None = None) -> float | None:
     """Structural MACs expected to meet the latency budget (``None``: no latency budget, or
     latency does not grow with MACs on this device).
 
     Args:
         measure: Median latency in ms of a model, with the study's latency settings.
         margin: Fraction of the cap kept in reserve for measurement noise.
+        snap: The space's rounding of keep ratios (``search.round_to``), so the cuts
+            timed have the channel counts the search's policies will have.
 
     Raises:
         ValueError: Even the smallest policy within bounds is slower than the cap.
     """
     if "latency" not in budget.axes():
         return None
-    points = _uniform_cuts(model, example_inputs, cost, min_keep, measure)
+    points = _uniform_cuts(model, example_inputs, cost, min_keep, measure, snap)
     dense_ms = points[-1][1]
     cap = budget.caps({"size_mib": 0.0, "macs": 0, "latency_ms": dense_ms})["latency_ms"]
     fastest = points[0][1]
@@ -66,13 +68,14 @@ def latency_macs_cap(model: nn.Module, example_inputs: torch.Tensor, cost: Chann
 
 
 def _uniform_cuts(model: nn.Module, example_inputs: torch.Tensor, cost: ChannelCostModel,
-                  min_keep: float, measure: Callable[[nn.Module], float]
-                  ) -> list[tuple[int, float]]:
+                  min_keep: float, measure: Callable[[nn.Module], float],
+                  snap: Callable[[dict], dict] | None = None) -> list[tuple[int, float]]:
     """``(structural MACs, ms)`` of uniformly pruned copies, smallest first, then of the
     dense model (last): the points the calibration's line is fitted on."""
     points = []
     for keep in (min_keep, *_KEEPS):
         k = {g: max(min_keep, keep) for g in cost.ids}
+        k = snap(k) if snap is not None else k
         points.append((cost.macs(k), measure(channel_prune(model, k, example_inputs))))
     points.append((count_macs(model, tuple(example_inputs.shape[1:])), measure(model)))
     return points

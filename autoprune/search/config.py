@@ -68,6 +68,9 @@ class SearchSettings:
             one factor) or ``target`` (the prior heuristic's own allocation at the trial's
             target, as the ladder's heuristics are built). Hybrid mode always centres at the
             target.
+        round_to: Round every coupling group's kept channels to a multiple of this (channel
+            and hybrid modes; 0: no rounding). Kernels of ONNX Runtime and oneDNN work in
+            blocks of 8 or 16 channels; the budget is met with the rounded counts.
         sweep: Sample the target size between ``floor`` x budget and the budget, to spread
             the Pareto front; off: every trial sits at the budget.
         floor: Lowest target as a fraction of the budget when sweeping.
@@ -93,6 +96,7 @@ class SearchSettings:
     prior: str = "lamp"
     perturbation: float = 0.7
     centre: str = "budget"
+    round_to: int = 0
     sweep: bool = False
     floor: float = 0.5
     min_density: float = 0.02
@@ -109,6 +113,13 @@ class SearchSettings:
         _choice("search.space", self.space, ("centred", "wide"))
         _choice("search.prior", self.prior, ("lamp", "sensitivity", "uniform", "erk"))
         _choice("search.centre", self.centre, ("budget", "target"))
+        if (not isinstance(self.round_to, int) or isinstance(self.round_to, bool)
+                or self.round_to < 0):
+            raise ConfigError(f"search.round_to must be a whole number >= 0 (0: no rounding), "
+                              f"got {self.round_to!r}.")
+        if self.round_to and self.mode == "fine":
+            raise ConfigError(f"search.round_to={self.round_to} rounds kept channels: it needs "
+                              f"search.mode 'channel' or 'hybrid', got 'fine'.")
         if self.trials < 0:
             raise ConfigError(f"search.trials must be >= 0, got {self.trials}.")
         if not isinstance(self.ladder, int) or isinstance(self.ladder, bool) or self.ladder < 0:
@@ -319,8 +330,9 @@ class StudyConfig:
                 "recipe": self.recipe.to_dict(), "mode": s.mode, "objectives": list(s.objectives),
                 "budget": self.budget.items(),
                 "space": [s.space, s.prior, s.perturbation, s.sweep, s.floor, s.min_density,
-                          # absent when "budget", so studies made before it existed match
-                          *([s.centre] if s.centre != "budget" else [])],
+                          # absent at their defaults, so studies made before they existed match
+                          *([s.centre] if s.centre != "budget" else []),
+                          *([f"round_to={s.round_to}"] if s.round_to else [])],
                 "proxy": [p.steps, p.lr, p.batch_size, p.val_limit, p.recalibrate, p.seed,
                           *distill_key(p)],
                 "latency": self.latency.fingerprint()}

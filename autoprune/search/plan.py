@@ -39,7 +39,8 @@ def plan_space(cfg: StudyConfig, ws: Workspace, record: StudyRecord | None = Non
     else:
         cap = latency_macs_cap(model, x, space.channel_cost, cfg.budget,
                                min_keep=cfg.search.min_density, settings=cfg.latency,
-                               measure=lambda m: ws.measure_latency(m).median_ms)
+                               measure=lambda m: ws.measure_latency(m).median_ms,
+                               snap=space.snap)
         if record is not None and "latency" in cfg.budget.axes():
             record.set_latency_cap({"structural_macs": cap})
     space.limits = Limits.from_budget(cfg.budget, params, macs, latency_macs=cap)

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from autoprune.engine.costmodel import ChannelCostModel, FineCostModel
+from autoprune.engine.groups import keep_count
 from autoprune.engine.policy import Policy
 from autoprune.engine.prune import channel_prune
 from autoprune.errors import ConfigError
@@ -112,13 +113,26 @@ class SearchSpace:
         return fits
 
     def channel_fits(self, limits: Limits):
+        """Budget check on keep ratios, through the channel counts :meth:`snap` makes of
+        them."""
         cost = self.channel_cost
 
         def fits(keep: dict[str, float]) -> bool:
-            params, macs = cost.cost(keep)
+            params, macs = cost.cost(self.snap(keep))
             return limits.fits(params, macs, macs)
 
         return fits
+
+    def snap(self, keep: dict[str, float]) -> dict[str, float]:
+        """``keep`` with every group's kept channels rounded to a multiple of
+        ``search.round_to`` (at least one multiple, at most the group's channels); unchanged
+        when it is 0. Rounding is monotone, so a budget bisection over snapped keeps stays
+        valid, and a snapped ratio prunes to exactly its count."""
+        n = self.s.round_to
+        if not n:
+            return keep
+        ch = self.channel_cost.channels
+        return {g: keep_count(k, ch[g], n) / ch[g] for g, k in keep.items()}
 
     def fine_allocation(self, name: str, limits: Limits, model: nn.Module | None = None,
                         cost: FineCostModel | None = None) -> dict[str, float]:
@@ -128,9 +142,9 @@ class SearchSpace:
                               scan=self.scan)
 
     def channel_allocation(self, name: str, limits: Limits) -> dict[str, float]:
-        return channel_heuristic(name, self.model, self.x, self.channel_cost.ids,
-                                 self.channel_fits(limits), min_keep=self.s.min_density,
-                                 scan=self.scan)
+        return self.snap(channel_heuristic(name, self.model, self.x, self.channel_cost.ids,
+                                           self.channel_fits(limits),
+                                           min_keep=self.s.min_density, scan=self.scan))
 
     # ------------------------------------------------------------------ per mode
 
@@ -261,7 +275,7 @@ class ChannelSpace(SearchSpace):
     heuristics = CHANNEL_HEURISTICS
 
     def smallest(self):
-        k = {g: self.s.min_density for g in self.channel_cost.ids}
+        k = self.snap({g: self.s.min_density for g in self.channel_cost.ids})
         params, macs = self.channel_cost.cost(k)
         return params, macs, macs
 
@@ -282,7 +296,8 @@ class ChannelSpace(SearchSpace):
     def sample(self, trial: optuna.Trial, factor: float | None = None) -> Policy:
         factor = self._target(trial, factor)
         prefs = self._prefs(trial, self.channel_cost.ids, self.prior_at(factor), "c")
-        keep = project(prefs, self.channel_fits(self.limits.scaled(factor)), self.s.min_density)
+        keep = self.snap(project(prefs, self.channel_fits(self.limits.scaled(factor)),
+                                 self.s.min_density))
         return self._policy(keep=keep, target=factor)
 
     def ratios(self, policy: Policy) -> dict[str, float]:
@@ -320,7 +335,7 @@ class HybridSpace(ChannelSpace):
         share_limits = self._channel_share_limits(share, limits)
         prior = self.channel_allocation("uniform", share_limits)
         prefs = self._prefs(trial, self.channel_cost.ids, prior, "c")
-        keep = project(prefs, self.channel_fits(share_limits), self.s.min_density)
+        keep = self.snap(project(prefs, self.channel_fits(share_limits), self.s.min_density))
         return self._hybrid_fine(keep, trial, limits, target=factor, channel_share=share)
 
     def size_mib(self, policy: Policy) -> float:
