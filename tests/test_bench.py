@@ -59,15 +59,24 @@ def test_quick_bench_runs_resumes_and_reports(synthetic_idx_root, in_tmp, capsys
     assert "(6 policies)" in summary  # a τ over so few policies says how few
     assert "| macs |" not in summary  # a size budget: size and latency rows only
     assert "within the level's budget on size and MACs" in md  # size + latency_ms
+    # the study's own confirmed heuristic trials are finalized too, and each level has a pick
+    assert r["confirmed_heuristics"] and all(
+        c["baseline"] and len(c["test_accs"]) == 2 for c in r["confirmed_heuristics"])
+    assert r["comparison"]["per_level"][-1]["pick"] is not None  # the full budget has one
+    assert "study's pick" in md and "pick per level (pp)" in summary
     # --rewrite recomputes the comparisons from results.json and evaluates nothing: under a
     # MACs budget the levels compare on MACs and the headline table gets MACs rows
-    (out / "results.json").write_text(json.dumps({**r, "budget": {"macs": 0.5}}))
+    # (results written before the confirmed heuristics were stored get them from the study)
+    old = {k: v for k, v in r.items() if k != "confirmed_heuristics"}
+    (out / "results.json").write_text(json.dumps({**old, "budget": {"macs": 0.5}}))
     capsys.readouterr()
     assert main(["bench", str(study), "--rewrite"]) == 0
     assert "recomputed" in capsys.readouterr().out
     rewritten = json.loads((out / "results.json").read_text())
     assert rewritten["comparison"]["level_axes"] == ["macs"]
     assert rewritten["machine"] == r["machine"]  # the machine that measured, not the rewriter
+    assert [c["trial"] for c in rewritten["confirmed_heuristics"]] == [
+        c["trial"] for c in r["confirmed_heuristics"]]
     assert "within the level's budget on MACs" in (out / "report.md").read_text()
     summary = (in_tmp / "reports" / "benchmarks" / "README.md").read_text()
     assert "| macs |" in summary

@@ -133,3 +133,48 @@ def test_latency_cap_read_from_the_record_tolerates_a_calibration_without_cap():
     assert latency_macs_cap(SimpleNamespace(latency_cap={"structural_macs": 400.0}), dense) == 0.4
     assert latency_macs_cap(SimpleNamespace(latency_cap={"structural_macs": None}), dense) is None
     assert latency_macs_cap(SimpleNamespace(latency_cap=None), dense) is None
+
+
+def test_the_studys_pick_is_its_best_confirmed_trial_heuristic_or_searched():
+    """Per level, the study's pick is the trial with the best confirmed (validation) score
+    among its searched and enqueued heuristic trials that fit the level's budget, scored by its
+    own TEST accuracy against the best heuristic there; without the confirmed heuristics there
+    is no pick. Old results get them from the study's record, matched on the policy."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from autoprune.engine.policy import Policy
+    from autoprune.workflow.bench import _compare, confirmed_heuristics_from_ladder
+
+    def point(size, acc, **kw):
+        return {"size_ratio": size, "macs_ratio": size, "test_mean": acc, "test_std": 0.1,
+                "test_accs": [acc - 0.1, acc + 0.1], **kw}
+
+    ladder = {"uniform": [point(0.2, 90.0, level=0.5, policy={"keep": {"g": 0.4}}),
+                          point(0.4, 91.0, level=1.0, policy={"keep": {"g": 0.6}})],
+              "sensitivity": [point(0.2, 90.4, level=0.5, policy={"keep": {"g": 0.45}}),
+                              point(0.4, 91.5, level=1.0, policy={"keep": {"g": 0.7}})]}
+    searched = [point(0.19, 90.6, trial=9, confirmed_acc=89.0),   # best on TEST, not on val
+                point(0.39, 91.2, trial=12, confirmed_acc=92.0)]  # val's favourite at 1.0
+    confirmed = [{**ladder["uniform"][0], "trial": 0, "baseline": "uniform",
+                  "confirmed_acc": 89.5},
+                 {**ladder["sensitivity"][1], "trial": 3, "baseline": "sensitivity",
+                  "confirmed_acc": 91.9}]
+    dense = {"test_acc": 92.0, "size_mib": 2.0, "macs": 1000}
+    lv = _compare(ladder, searched, dense, None, {"size": 0.4}, None, confirmed)["per_level"]
+    assert lv[0]["searched_trial"] == 9 and lv[0]["diff"] == pytest.approx(0.2)
+    assert lv[0]["pick"] == "uniform @ 0.50" and lv[0]["pick_diff"] == pytest.approx(-0.4)
+    assert lv[1]["pick"] == "trial 12" and lv[1]["pick_diff"] == pytest.approx(-0.3)
+    assert lv[1]["pick_diff_se"] == pytest.approx(0.1)
+    assert _compare(ladder, searched, dense, None, {"size": 0.4})["per_level"][0]["pick"] is None
+
+    results = pd.DataFrame({"trial": [0, 3, 5], "baseline": ["uniform", "sensitivity", "erk"],
+                            "level": [0.5, 1.0, 1.0], "feasible": [True, True, True],
+                            "confirmed_acc": [89.5, 91.9, 91.0]})
+    policies = {0: {"g": 0.4}, 3: {"g": 0.7}, 5: {"g": 0.5}}  # erk: no ladder point
+    record = SimpleNamespace(results=lambda: results, trial=lambda n: SimpleNamespace(
+        policy=Policy("channel", {}, policies[n])))
+    got = confirmed_heuristics_from_ladder(record, ladder)
+    assert [(c["trial"], c["baseline"], c["test_mean"]) for c in got] == [
+        (0, "uniform", 90.0), (3, "sensitivity", 91.5)]

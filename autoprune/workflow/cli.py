@@ -537,11 +537,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.rewrite:
         out = Path(args.out) if args.out else Path("reports") / "benchmarks" / cfg.name
         record = None
-        if "latency" in cfg.budget.axes():
-            try:  # the study's latency calibration, where its storage is still here
-                record = PruneSearch.load(cfg, device=args.device, progress=False).record_
-            except StudyStateError:
-                pass
+        try:  # the study's latency calibration and confirmed heuristic trials, where its
+            # storage is still here
+            record = PruneSearch.load(cfg, device=args.device, progress=False).record_
+        except StudyStateError:
+            pass
         r = rewrite_bench(out, record)
         print(f"comparisons of {cfg.name} recomputed; {out}/report.md rewritten"
               + (f" (latency MACs cap {r['latency_macs_cap']:.3f} of dense)"

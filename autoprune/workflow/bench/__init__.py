@@ -161,6 +161,17 @@ def run_bench(search: PruneSearch, settings: BenchSettings, out_dir: Path, *,
                          "confirmed_acc": float(r["confirmed_acc"]),
                          **_finalized(ev, policy, settings.seeds, dense)})
 
+    # the study's own front also holds the heuristics it enqueued: what it reports at a level
+    # is the best confirmed trial there, heuristic or searched (see _compare's pick)
+    confirmed_heuristics = []
+    for _, r in res[res["confirmed_acc"].notna() & (res["baseline"] != "")
+                    & res["feasible"].astype(bool)].iterrows():
+        policy = search.record_.trial(int(r["trial"])).policy
+        confirmed_heuristics.append({
+            "trial": int(r["trial"]), "baseline": r["baseline"], "level": float(r["level"]),
+            "confirmed_acc": float(r["confirmed_acc"]),
+            **_finalized(ev, policy, settings.seeds, dense)})
+
     cap = latency_macs_cap(search.record_, dense)
     rank = _rank_fidelity(search, ev, settings, dense, progress)
     latency = _latency(search, heuristics, searched, settings, progress) \
@@ -172,8 +183,9 @@ def run_bench(search: PruneSearch, settings: BenchSettings, out_dir: Path, *,
         "finetune": {"epochs": cfg.finalize.epochs, "steps": cfg.finalize.steps,
                      "lr": cfg.finalize.lr},
         "dense": dense, "heuristics": heuristics, "searched": searched,
-        "latency_macs_cap": cap,
-        "comparison": _compare(heuristics, searched, dense, latency, cfg.budget.items(), cap),
+        "confirmed_heuristics": confirmed_heuristics, "latency_macs_cap": cap,
+        "comparison": _compare(heuristics, searched, dense, latency, cfg.budget.items(), cap,
+                               confirmed_heuristics),
         "rank_fidelity": rank, "latency": latency,
         "cost": _cost(search, search_seconds, heuristics, searched),
         "settings": asdict(settings), "evaluations_computed": ev.computed,
@@ -205,10 +217,36 @@ def rewrite_bench(out_dir: Path, record=None) -> dict:
     r = json.loads(path.read_text())
     if r.get("latency_macs_cap") is None and record is not None:
         r["latency_macs_cap"] = latency_macs_cap(record, r["dense"])
+    if r.get("confirmed_heuristics") is None and record is not None:
+        r["confirmed_heuristics"] = confirmed_heuristics_from_ladder(record, r["heuristics"])
     r["comparison"] = _compare(r["heuristics"], r["searched"], r["dense"], r.get("latency"),
-                               r["budget"], r.get("latency_macs_cap"))
+                               r["budget"], r.get("latency_macs_cap"),
+                               r.get("confirmed_heuristics"))
     write_bench(r, Path(out_dir))
     return r
+
+
+def confirmed_heuristics_from_ladder(record, heuristics: dict) -> list[dict]:
+    """The study's confirmed heuristic trials, each with the finalized numbers of the ladder
+    point that is the same policy (for results written before they were stored; a trial with
+    no such point is left out: nothing is evaluated here)."""
+    res = record.results()
+    out = []
+    for _, r in res[res["confirmed_acc"].notna() & (res["baseline"] != "")
+                    & res["feasible"].astype(bool)].iterrows():
+        policy = record.trial(int(r["trial"])).policy
+        for p in heuristics.get(r["baseline"], []):
+            if (_same(p["policy"].get("keep", {}), policy.keep)
+                    and _same(p["policy"].get("sparsity", {}), policy.sparsity)):
+                out.append({**p, "trial": int(r["trial"]), "baseline": r["baseline"],
+                            "level": float(r["level"]),
+                            "confirmed_acc": float(r["confirmed_acc"])})
+                break
+    return out
+
+
+def _same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(abs(a[k] - b[k]) < 1e-9 for k in a)
 
 
 def _axis_points(points: list[dict], axis: str) -> list[tuple[float, float]]:
@@ -249,7 +287,13 @@ def level_limits(budget: dict, dense: dict, level: float, at_level: list[dict],
 
 
 def _compare(heuristics: dict, searched: list[dict], dense: dict, latency: dict | None,
-             budget: dict, latency_macs_cap: float | None = None) -> dict:
+             budget: dict, latency_macs_cap: float | None = None,
+             confirmed_heuristics: list[dict] | None = None) -> dict:
+    """Fronts against fronts: iso-accuracy costs, hypervolumes and, per ladder level, the
+    best heuristic there against (a) the best searched point within the level's budget and
+    (b) the study's pick: the trial with the best confirmed (validation) score among its
+    searched and enqueued heuristic trials within that budget, the point the study itself
+    reports there (``None`` without ``confirmed_heuristics``)."""
     axes = ["size", "macs"] + (["latency"] if latency else [])
     all_fronts = {**heuristics, "searched": searched}
     iso = []
@@ -272,10 +316,15 @@ def _compare(heuristics: dict, searched: list[dict], dense: dict, latency: dict 
         h = heuristics[best_name][i]
         limits = level_limits(budget, dense, level, [pts[i] for pts in heuristics.values()],
                               latency_macs_cap)
-        cands = [p for p in searched
-                 if all(p[f"{a}_ratio"] <= lim * (1 + 1e-9) for a, lim in limits.items())]
+        def fits(p, limits=limits):
+            return all(p[f"{a}_ratio"] <= lim * (1 + 1e-9) for a, lim in limits.items())
+
+        cands = [p for p in searched if fits(p)]
         s = max(cands, key=lambda p: p["test_mean"]) if cands else None
         n = len(h["test_accs"])
+        pool = cands + [p for p in confirmed_heuristics or [] if fits(p)]
+        pick = (max(pool, key=lambda p: p["confirmed_acc"])
+                if pool and confirmed_heuristics is not None else None)
         per_level.append({
             "level": level, "size_ratio": h["size_ratio"], "macs_ratio": h["macs_ratio"],
             "limits": limits, "best_heuristic": best_name,
@@ -284,13 +333,23 @@ def _compare(heuristics: dict, searched: list[dict], dense: dict, latency: dict 
             "searched_mean": s["test_mean"] if s else None,
             "diff": s["test_mean"] - h["test_mean"] if s else None,
             "diff_se": float(np.sqrt((s["test_std"] ** 2 + h["test_std"] ** 2) / n)) if s
-            else None})
+            else None,
+            "pick": _label(pick), "pick_mean": pick["test_mean"] if pick else None,
+            "pick_diff": pick["test_mean"] - h["test_mean"] if pick else None,
+            "pick_diff_se": float(np.sqrt((pick["test_std"] ** 2 + h["test_std"] ** 2) / n))
+            if pick else None})
     ref_acc = dense["test_acc"] - 5.0
     hv = {axis: {n: fronts.hypervolume(_axis_points(p, axis), 1.0, ref_acc)
                  for n, p in all_fronts.items()} for axis in axes}
     return {"iso_accuracy": iso, "per_level": per_level, "level_axes": level_axes(budget),
             "hypervolume": hv,
             "hypervolume_ref": {"cost_ratio": 1.0, "test_acc": ref_acc}}
+
+
+def _label(p: dict | None) -> str | None:
+    if p is None:
+        return None
+    return f"{p['baseline']} @ {p['level']:.2f}" if p.get("baseline") else f"trial {p['trial']}"
 
 
 def _rank_fidelity(search: PruneSearch, ev: Evaluator, settings: BenchSettings, dense: dict,

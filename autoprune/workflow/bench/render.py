@@ -127,16 +127,24 @@ def _document(r: dict, plots: list[Path]) -> Document:
                   f"level's budget on {' and '.join('MACs' if a == 'macs' else a for a in by)} "
                   f"(what the budget caps; a cap the budget does not state, such as the MACs a "
                   f"latency budget allows, is the costliest heuristic's at the level); diff ± "
-                  f"its standard error over seeds.")
+                  f"its standard error over seeds. The study's pick: what the study itself "
+                  f"reports at the level, the trial with the best confirmed (validation) score "
+                  f"among its searched and its enqueued heuristic trials within the level's "
+                  f"budget; its diff is against the same best heuristic, on TEST.")
     with_macs = "macs" in by
+    with_pick = any(p.get("pick") for p in cmp_["per_level"])
     doc.table(["level", "size ratio", *["MACs ratio"] * with_macs, "best heuristic",
-               "heuristic %", "searched trial", "searched %", "diff (pp)"],
+               "heuristic %", "searched trial", "searched %", "diff (pp)",
+               *["study's pick", "pick %", "pick diff (pp)"] * with_pick],
               [[_f(p["level"], "{:.3f}"), _f(p["size_ratio"], "{:.3f}"),
                 *[_f(p.get("macs_ratio"), "{:.3f}")] * with_macs, p["best_heuristic"],
                 f"{p['heuristic_mean']:.2f} ± {p['heuristic_std']:.2f}",
                 p["searched_trial"] if p["searched_trial"] is not None else "–",
                 _f(p["searched_mean"]),
-                f"{p['diff']:+.2f} ± {p['diff_se']:.2f}" if p["diff"] is not None else "–"]
+                f"{p['diff']:+.2f} ± {p['diff_se']:.2f}" if p["diff"] is not None else "–",
+                *[p.get("pick") or "–", _f(p.get("pick_mean")),
+                  f"{p['pick_diff']:+.2f} ± {p['pick_diff_se']:.2f}"
+                  if p.get("pick_diff") is not None else "–"] * with_pick]
                for p in cmp_["per_level"]])
     doc.heading("Dominated hypervolume (accuracy × log cost ratio)", 2)
     doc.paragraph(f"Reference: cost = dense, accuracy = dense − 5 pp "
@@ -299,6 +307,9 @@ def write_summary(root: Path) -> Path:
         link = f"[{r['study']}]({path.parent.name}/report.md)"
         diffs = [lv["diff"] for lv in r["comparison"]["per_level"] if lv["diff"] is not None]
         per_level = f"{min(diffs):+.2f} to {max(diffs):+.2f}" if diffs else "–"
+        picks = [lv["pick_diff"] for lv in r["comparison"]["per_level"]
+                 if lv.get("pick_diff") is not None]
+        pick = f"{min(picks):+.2f} to {max(picks):+.2f}" if picks else "–"
         n_rows = len(rows)
         for iso in r["comparison"]["iso_accuracy"]:
             # a MACs budget is judged on MACs first; size and latency are every study's axes
@@ -313,11 +324,11 @@ def write_summary(root: Path) -> Path:
                              f"{c['best_heuristic'] or '–'} "
                              f"{_f(c['costs'].get(c['best_heuristic']), '{:.3f}')}"
                              if c["best_heuristic"] else "–", _f(c["ratio"]),
-                             per_level, tau_s, _f(spm),
+                             per_level, pick, tau_s, _f(spm),
                              _f(r["cost"]["trials_per_minute"])])
         if len(rows) == n_rows:
             rows.append([link, f"none reached (−{max(ACC_DROPS):g} pp)", "–", "–", "–", "–",
-                         per_level, tau_s, _f(spm),
+                         per_level, pick, tau_s, _f(spm),
                          _f(r["cost"]["trials_per_minute"])])
     doc = Document(title="autoprune benchmarks")
     doc.heading("Benchmarks: does the search earn its keep?")
@@ -328,6 +339,9 @@ def write_summary(root: Path) -> Path:
                   "front reaches are left out). Per level: the range over the ladder levels of "
                   "the best searched point's TEST accuracy minus the best heuristic's there "
                   "(the searched point within the level's budget on what the budget caps). "
+                  "Pick per level: the same for the study's pick, the trial it reports there "
+                  "(best confirmed validation score among its searched and its enqueued "
+                  "heuristic trials; '–' where the study was not at hand to say which). "
                   "τ = Kendall τ of the proxy against finalized TEST accuracy at one budget "
                   "(over fewer than "
                   f"{MIN_RANK_POLICIES} policies: their number is given, and such a τ means "
@@ -336,7 +350,8 @@ def write_summary(root: Path) -> Path:
                   "speedup÷MACs at batch 1 "
                   "(mean over finalized points). Trials/min: one process, trial time only.")
     doc.table(["study", "accuracy", "axis", "searched", "best heuristic", "ratio",
-               "per level (pp)", "proxy τ", "speedup÷MACs", "trials/min"], rows)
+               "per level (pp)", "pick per level (pp)", "proxy τ", "speedup÷MACs",
+               "trials/min"], rows)
     others = sorted(p for p in root.glob("*.md") if p.name != "README.md")
     if others:
         doc.heading("Other measurements", 2)
