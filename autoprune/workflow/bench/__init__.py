@@ -152,10 +152,8 @@ def run_bench(search: PruneSearch, settings: BenchSettings, out_dir: Path, *,
 
     searched = []
     res = search.results_
-    confirmed = res[res["confirmed_acc"].notna() & (res["baseline"] == "")
-                    & res["feasible"].astype(bool)]
-    for _, r in tqdm(list(confirmed.iterrows()), desc="bench: searched points", unit="point",
-                     disable=not progress):
+    for _, r in tqdm(list(_confirmed(res, heuristics=False).iterrows()),
+                     desc="bench: searched points", unit="point", disable=not progress):
         policy = search.record_.trial(int(r["trial"])).policy
         searched.append({"trial": int(r["trial"]), "proxy_acc": float(r["proxy_acc"]),
                          "confirmed_acc": float(r["confirmed_acc"]),
@@ -164,8 +162,7 @@ def run_bench(search: PruneSearch, settings: BenchSettings, out_dir: Path, *,
     # the study's own front also holds the heuristics it enqueued: what it reports at a level
     # is the best confirmed trial there, heuristic or searched (see _compare's pick)
     confirmed_heuristics = []
-    for _, r in res[res["confirmed_acc"].notna() & (res["baseline"] != "")
-                    & res["feasible"].astype(bool)].iterrows():
+    for _, r in _confirmed(res, heuristics=True).iterrows():
         policy = search.record_.trial(int(r["trial"])).policy
         confirmed_heuristics.append({
             "trial": int(r["trial"]), "baseline": r["baseline"], "level": float(r["level"]),
@@ -230,10 +227,8 @@ def confirmed_heuristics_from_ladder(record, heuristics: dict) -> list[dict]:
     """The study's confirmed heuristic trials, each with the finalized numbers of the ladder
     point that is the same policy (for results written before they were stored; a trial with
     no such point is left out: nothing is evaluated here)."""
-    res = record.results()
     out = []
-    for _, r in res[res["confirmed_acc"].notna() & (res["baseline"] != "")
-                    & res["feasible"].astype(bool)].iterrows():
+    for _, r in _confirmed(record.results(), heuristics=True).iterrows():
         policy = record.trial(int(r["trial"])).policy
         for p in heuristics.get(r["baseline"], []):
             if (_same(p["policy"].get("keep", {}), policy.keep)
@@ -243,6 +238,13 @@ def confirmed_heuristics_from_ladder(record, heuristics: dict) -> list[dict]:
                             "confirmed_acc": float(r["confirmed_acc"])})
                 break
     return out
+
+
+def _confirmed(res, *, heuristics: bool):
+    """The feasible confirmed trials of a study's results: its enqueued heuristics' or its
+    searched ones."""
+    kind = res["baseline"] != "" if heuristics else res["baseline"] == ""
+    return res[res["confirmed_acc"].notna() & kind & res["feasible"].astype(bool)]
 
 
 def _same(a: dict, b: dict) -> bool:
