@@ -88,11 +88,11 @@ def test_distillation_keys_a_study_only_when_on():
 
     cfg = load_config("studies/demo.toml")
     assert cfg.proxy.distill == 0 and cfg.finalize.distill == 0
-    assert cfg.fingerprint()["proxy"] == [30, 0.01, 128, 2000, 512, 0]
+    assert cfg.fingerprint()["proxy"] == [15, 0.01, 128, 2000, 512, 0]
     assert "distill" not in repr(cfg.proxy) and "distill" not in repr(cfg.finalize)
     on = load_config("studies/demo.toml", ["proxy.distill=0.5", "proxy.temperature=2.0",
                                            "finalize.distill=0.7"])
-    assert on.fingerprint()["proxy"] == [30, 0.01, 128, 2000, 512, 0, 0.5, 2.0]
+    assert on.fingerprint()["proxy"] == [15, 0.01, 128, 2000, 512, 0, 0.5, 2.0]
     assert on.finalize.distill == 0.7 and on.finalize.temperature == 4.0
     # what the study's trials depend on changed; everything else did not
     assert {k for k in cfg.fingerprint() if cfg.fingerprint()[k] != on.fingerprint()[k]} == {
