@@ -150,24 +150,22 @@ def run_bench(search: PruneSearch, settings: BenchSettings, out_dir: Path, *,
             bar.update(1)
     bar.close()
 
-    searched = []
-    res = search.results_
-    for _, r in tqdm(list(_confirmed(res, heuristics=False).iterrows()),
-                     desc="bench: searched points", unit="point", disable=not progress):
-        policy = search.record_.trial(int(r["trial"])).policy
-        searched.append({"trial": int(r["trial"]), "proxy_acc": float(r["proxy_acc"]),
-                         "confirmed_acc": float(r["confirmed_acc"]),
-                         **_finalized(ev, policy, settings.seeds, dense)})
+    def finalized_trials(heuristics: bool, fields, desc: str) -> list[dict]:
+        rows = list(_confirmed(search.results_, heuristics=heuristics).iterrows())
+        return [{"trial": int(r["trial"]), **fields(r),
+                 "confirmed_acc": float(r["confirmed_acc"]),
+                 **_finalized(ev, search.record_.trial(int(r["trial"])).policy,
+                              settings.seeds, dense)}
+                for _, r in tqdm(rows, desc=desc, unit="point", disable=not progress)]
 
+    searched = finalized_trials(False, lambda r: {"proxy_acc": float(r["proxy_acc"])},
+                                "bench: searched points")
     # the study's own front also holds the heuristics it enqueued: what it reports at a level
-    # is the best confirmed trial there, heuristic or searched (see _compare's pick)
-    confirmed_heuristics = []
-    for _, r in _confirmed(res, heuristics=True).iterrows():
-        policy = search.record_.trial(int(r["trial"])).policy
-        confirmed_heuristics.append({
-            "trial": int(r["trial"]), "baseline": r["baseline"], "level": float(r["level"]),
-            "confirmed_acc": float(r["confirmed_acc"]),
-            **_finalized(ev, policy, settings.seeds, dense)})
+    # is the best confirmed trial there, heuristic or searched (see _compare's pick); the
+    # same policies as the ladder's, so their fine-tunes come from the cache
+    confirmed_heuristics = finalized_trials(
+        True, lambda r: {"baseline": r["baseline"], "level": float(r["level"])},
+        "bench: the study's heuristic trials")
 
     cap = latency_macs_cap(search.record_, dense)
     rank = _rank_fidelity(search, ev, settings, dense, progress)
