@@ -177,8 +177,10 @@ def test_heuristics_enqueued_at_every_ladder_level_and_compared_there(synthetic_
         assert grp["size_ratio"].is_monotonic_increasing, name
     searched = res[res["baseline"] == ""]
     assert len(searched) == 3 and searched["level"].between(0.5, 1.0).all()
-    # at each level the best heuristic and the best searched trial are both confirmed
+    # at each level the best heuristic and the best searched trial are both confirmed, and
+    # (confirm_heuristics = "all", the default) every heuristic built for a level
     confirmed = set(search.record_.confirmations())
+    assert set(base["trial"]) <= confirmed
     for by_proxy in level_pairs(res, cfg.search.levels, "proxy_acc"):
         assert by_proxy["heuristic_trial"] in confirmed
         assert by_proxy["searched_trial"] is None or by_proxy["searched_trial"] in confirmed
@@ -472,3 +474,29 @@ def test_multi_fidelity_promotes_the_best_of_each_level_rung_by_rung(synthetic_i
     again._prepare(coordinator=True)
     assert promotion.promote(again.record_, again.scorer_, (6, 12), 0.5, (1.0,),
                              progress=False) == 0
+
+
+def test_confirm_heuristics_all_or_only_the_best_by_proxy_at_each_level():
+    import pandas as pd
+
+    from autoprune.search.confirmation import candidates
+
+    # two levels x three heuristics, one searched trial; with confirm_top=0 only the
+    # per-level choices and the best searched trial are candidates
+    rows = []
+    for i, (name, level, acc) in enumerate(
+            [(n, lv, a + 10 * lv) for lv in (0.5, 1.0)
+             for n, a in (("uniform", 80.0), ("global_ranking", 82.0), ("sensitivity", 81.0))]):
+        rows.append({"trial": i, "baseline": name, "level": level, "proxy_acc": acc,
+                     "feasible": True, "size_mib": level, "macs": level * 100})
+    rows.append({"trial": 6, "baseline": "", "level": 1.0, "proxy_acc": 85.0,
+                 "feasible": True, "size_mib": 0.9, "macs": 90.0})
+
+    class Record:
+        def results(self):
+            return pd.DataFrame(rows)
+
+    best = candidates(Record(), ["accuracy", "size"], 0, (0.5, 1.0), heuristics="best")
+    assert sorted(best) == [1, 4, 6]  # global_ranking at each level, the searched trial
+    every = candidates(Record(), ["accuracy", "size"], 0, (0.5, 1.0))
+    assert sorted(every) == list(range(7))

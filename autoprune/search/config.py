@@ -182,6 +182,9 @@ class ProxySettings:
             rung by rung; confirmation then uses the top rung (see
             :mod:`autoprune.search.promotion`). Empty: one fidelity.
         promote: Fraction of a level's trials promoted to the next rung.
+        confirm_heuristics: Which heuristic trials of each ladder level are confirmed:
+            ``all`` (the study then picks among heuristics on confirmed scores) or ``best``
+            (only the one with the best search-time score).
     """
 
     # 30, not 100: a fine-tune of ~0.3x the studies' own length ranked policies better on
@@ -200,6 +203,7 @@ class ProxySettings:
     temperature: float = field(default=4.0, repr=False)
     rungs: tuple[int, ...] = field(default=(), repr=False)
     promote: float = field(default=1 / 3, repr=False)
+    confirm_heuristics: str = field(default="all", repr=False)
 
     def __post_init__(self) -> None:
         _check_distill("proxy", self.distill, self.temperature)
@@ -213,6 +217,7 @@ class ProxySettings:
             raise ConfigError(f"proxy.promote is the fraction of each level promoted to the "
                               f"next rung, in (0, 1]; got {self.promote!r}.")
         object.__setattr__(self, "rungs", rungs)
+        _choice("proxy.confirm_heuristics", self.confirm_heuristics, ("all", "best"))
         for k in ("steps", "val_limit", "recalibrate", "confirm_top", "confirm_seeds",
                   "confirm_val"):
             if getattr(self, k) < 0:

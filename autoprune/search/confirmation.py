@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -28,11 +29,14 @@ CONFIRM_SEED0 = 1000
 
 
 def candidates(record: StudyRecord, objectives: Sequence[str], top: int,
-               levels: Sequence[float] = (1.0,), rungs: Sequence[int] = ()) -> list[int]:
+               levels: Sequence[float] = (1.0,), rungs: Sequence[int] = (),
+               heuristics: str = "all") -> list[int]:
     """Trial numbers to confirm: up to ``top`` proxy-front points spread over size, the best
     searched trial, and at each ladder level the best heuristic there and the best searched
-    trial that costs no more (see :func:`level_pairs`). With ``rungs``,
-    among the trials that reached the top rung, by their score there."""
+    trial that costs no more (see :func:`level_pairs`); with ``heuristics="all"`` every
+    heuristic built for a level too, so that the study's pick among them rests on confirmed
+    scores rather than on the search-time proxy. With ``rungs``, among the trials that
+    reached the top rung, by their score there."""
     res = top_rung(record.results(), rungs)
     feas = res[res["feasible"].astype(bool)]
     if feas.empty:
@@ -43,6 +47,12 @@ def candidates(record: StudyRecord, objectives: Sequence[str], top: int,
         chosen.append(int(searched.loc[searched["proxy_acc"].idxmax(), "trial"]))
     for pair in level_pairs(feas, levels, "proxy_acc"):
         chosen += [n for n in (pair["heuristic_trial"], pair["searched_trial"]) if n is not None]
+    if heuristics == "all" and "level" in feas:
+        lv = feas["level"].to_numpy(float)
+        built = np.isclose(lv[:, None], np.asarray(levels, float)[None, :], atol=1e-6,
+                           rtol=0).any(axis=1)
+        at = feas[(feas["baseline"] != "").to_numpy() & built]
+        chosen += [int(n) for n in at.sort_values(["level", "trial"])["trial"]]
     return list(dict.fromkeys(chosen))
 
 
@@ -90,7 +100,8 @@ def confirm(record: StudyRecord, scorer: ProxyScorer, settings: ProxySettings,
         return record.confirmations()
     done = record.confirmations()
     todo = [n for n in candidates(record, objectives, settings.confirm_top, levels,
-                                  settings.rungs) if n not in done]
+                                  settings.rungs, settings.confirm_heuristics)
+            if n not in done]
     steps = settings.rungs[-1] if settings.rungs else None
     seeds = [CONFIRM_SEED0 + j for j in range(settings.confirm_seeds)]
     images = (settings.val_limit, settings.confirm_val)

@@ -203,7 +203,8 @@ def rewrite_bench(out_dir: Path, record=None) -> dict:
     rewrite its report (and the headline table): nothing is evaluated or measured again.
     For when the comparison itself changes, so every committed benchmark follows it.
     ``record``: the study's, to read a latency cap that results written before it was stored
-    lack."""
+    lack, and which heuristic trials it has confirmed now (confirming more of them after the
+    benchmark changes the study's pick; they are the ladder's policies, already finalized)."""
     path = Path(out_dir) / "results.json"
     if not path.is_file():
         raise ConfigError(f"no benchmark results at {path}: run `autoprune bench STUDY` first.")
@@ -212,7 +213,7 @@ def rewrite_bench(out_dir: Path, record=None) -> dict:
     r = json.loads(path.read_text())
     if r.get("latency_macs_cap") is None and record is not None:
         r["latency_macs_cap"] = latency_macs_cap(record, r["dense"])
-    if r.get("confirmed_heuristics") is None and record is not None:
+    if record is not None:
         r["confirmed_heuristics"] = confirmed_heuristics_from_ladder(record, r["heuristics"])
     r["comparison"] = _compare(r["heuristics"], r["searched"], r["dense"], r.get("latency"),
                                r["budget"], r.get("latency_macs_cap"),
