@@ -472,7 +472,7 @@ def _latency(search: PruneSearch, heuristics: dict, searched: list[dict],
         b = lat.batch_size if lat.batch_size in settings.latency_batches \
             else settings.latency_batches[0]
         p["latency_ratio"] = 1.0 / row[f"b{b}"]["speedup"]
-        if "latency" in budget or "latency_ms" in budget:
+        if "latency" in Budget(**budget).axes():
             ms = statistics.median(row[f"b{b}"]["point_ms"])
             row["meets_latency_budget"] = (
                 p["latency_ratio"] <= budget.get("latency", math.inf)
