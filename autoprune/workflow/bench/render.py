@@ -304,7 +304,8 @@ def write_summary(root: Path) -> Path:
             vals = [row[f"b{r['latency']['batches'][0]}"]["speedup_per_mac_reduction"]
                     for row in r["latency"]["rows"]]
             spm = sum(vals) / len(vals)
-        link = f"[{r['study']}]({path.parent.name}/report.md)"
+        # the folder, not the study's name: one study can have several benchmarks
+        link = f"[{path.parent.name}]({path.parent.name}/report.md)"
         diffs = [lv["diff"] for lv in r["comparison"]["per_level"] if lv["diff"] is not None]
         per_level = f"{min(diffs):+.2f} to {max(diffs):+.2f}" if diffs else "–"
         picks = [lv["pick_diff"] for lv in r["comparison"]["per_level"]
