@@ -126,3 +126,14 @@ def test_round_to_is_checked_and_keys_a_study_only_when_set():
     with pytest.raises(ValueError, match="search.round_to=8 rounds kept channels: it needs "
                                          "search.mode 'channel' or 'hybrid', got 'fine'"):
         load_config("studies/vgg_fine_size5.toml", ["search.round_to=8"])
+
+
+def test_sampler_seed_is_not_in_the_fingerprint_and_is_checked():
+    from autoprune.search.config import load_config
+
+    cfg = load_config("studies/demo.toml")
+    s1 = load_config("studies/demo.toml", ["search.sampler_seed=1"])
+    assert cfg.sampler_seed == cfg.seed == 0 and s1.sampler_seed == 1
+    assert s1.fingerprint() == cfg.fingerprint() and s1.proxy.seed == cfg.proxy.seed
+    with pytest.raises(ValueError, match="search.sampler_seed must be a whole number >= 0"):
+        load_config("studies/demo.toml", ["search.sampler_seed=-1"])

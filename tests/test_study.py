@@ -500,3 +500,24 @@ def test_confirm_heuristics_all_or_only_the_best_by_proxy_at_each_level():
     assert sorted(best) == [1, 4, 6]  # global_ranking at each level, the searched trial
     every = candidates(Record(), ["accuracy", "size"], 0, (0.5, 1.0))
     assert sorted(every) == list(range(7))
+
+
+def test_sampler_seed_changes_the_proposals_not_the_scores(synthetic_idx_root, in_tmp):
+    """A second search seed: other searched policies, the same heuristic trials with the same
+    scores (same fine-tune seed, data split and baseline), and the same fingerprint."""
+    runs = {}
+    for seed in (None, 1):
+        search = {"mode": "channel", "prior": "uniform", "sampler": "random", "trials": 6}
+        if seed is not None:
+            search["sampler_seed"] = seed
+        cfg = config_from_dict(tiny_raw(synthetic_idx_root, search=search), f"s{seed}")
+        assert cfg.sampler_seed == (cfg.seed if seed is None else seed)
+        runs[seed] = (cfg.fingerprint(), PruneSearch(cfg, progress=False).run().results_)
+    (fp0, a), (fp1, b) = runs[None], runs[1]
+    assert fp0 == fp1
+    base_a, base_b = a[a["baseline"] != ""], b[b["baseline"] != ""]
+    assert len(base_a) and base_a["policy"].tolist() == base_b["policy"].tolist()
+    assert base_a["proxy_acc"].tolist() == base_b["proxy_acc"].tolist()
+    searched_a, searched_b = a[a["baseline"] == ""], b[b["baseline"] == ""]
+    assert len(searched_a) == len(searched_b) >= 2
+    assert set(searched_a["policy"]).isdisjoint(searched_b["policy"])

@@ -58,6 +58,10 @@ class SearchSettings:
             continues up to it).
         timeout: Stop after this many seconds (``"20m"`` in TOML).
         sampler: ``tpe``, ``nsga2`` or ``random``.
+        sampler_seed: The sampler's seed (default: the study's ``seed``). Only which policies
+            are proposed depends on it, not how a policy scores (the proxy's fine-tune seed,
+            the data split and the baseline keep the study's seed), so studies that differ in
+            it alone share every cache: a second search seed at the cost of the trials.
         space: ``centred`` (perturb a heuristic prior, then project to the budget) or
             ``wide`` (independent per-layer ratios in log space, then projected).
         prior: Heuristic allocation the centred space perturbs: ``lamp``, ``sensitivity``
@@ -92,6 +96,7 @@ class SearchSettings:
     trials: int = 30
     timeout: float | None = None
     sampler: str = "tpe"
+    sampler_seed: int | None = None
     space: str = "centred"
     prior: str = "lamp"
     perturbation: float = 0.7
@@ -113,6 +118,11 @@ class SearchSettings:
         _choice("search.space", self.space, ("centred", "wide"))
         _choice("search.prior", self.prior, ("lamp", "sensitivity", "uniform", "erk"))
         _choice("search.centre", self.centre, ("budget", "target"))
+        if self.sampler_seed is not None and (
+                not isinstance(self.sampler_seed, int) or isinstance(self.sampler_seed, bool)
+                or self.sampler_seed < 0):
+            raise ConfigError(f"search.sampler_seed must be a whole number >= 0, got "
+                              f"{self.sampler_seed!r}.")
         if (not isinstance(self.round_to, int) or isinstance(self.round_to, bool)
                 or self.round_to < 0):
             raise ConfigError(f"search.round_to must be a whole number >= 0 (0: no rounding), "
@@ -341,6 +351,12 @@ class StudyConfig:
                 "proxy": [p.steps, p.lr, p.batch_size, p.val_limit, p.recalibrate, p.seed,
                           *distill_key(p)],
                 "latency": self.latency.fingerprint()}
+
+    @property
+    def sampler_seed(self) -> int:
+        """The sampler's seed: ``search.sampler_seed``, else the study's ``seed``."""
+        s = self.search.sampler_seed
+        return self.seed if s is None else s
 
     @property
     def journal_url(self) -> str:

@@ -83,8 +83,9 @@ class PruneSearch:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study = optuna.create_study(
-                study_name=cfg.name, storage=storage, sampler=_SAMPLERS[cfg.search.sampler](
-                    cfg.seed), directions=[objective_direction(o) for o in cfg.search.objectives],
+                study_name=cfg.name, storage=storage,
+                sampler=_SAMPLERS[cfg.search.sampler](cfg.sampler_seed),
+                directions=[objective_direction(o) for o in cfg.search.objectives],
                 load_if_exists=True)
             record, fp = StudyRecord(study), cfg.fingerprint()
             if record.fingerprint is None:
