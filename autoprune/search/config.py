@@ -118,23 +118,15 @@ class SearchSettings:
         _choice("search.space", self.space, ("centred", "wide"))
         _choice("search.prior", self.prior, ("lamp", "sensitivity", "uniform", "erk"))
         _choice("search.centre", self.centre, ("budget", "target"))
-        if self.sampler_seed is not None and (
-                not isinstance(self.sampler_seed, int) or isinstance(self.sampler_seed, bool)
-                or self.sampler_seed < 0):
-            raise ConfigError(f"search.sampler_seed must be a whole number >= 0, got "
-                              f"{self.sampler_seed!r}.")
-        if (not isinstance(self.round_to, int) or isinstance(self.round_to, bool)
-                or self.round_to < 0):
-            raise ConfigError(f"search.round_to must be a whole number >= 0 (0: no rounding), "
-                              f"got {self.round_to!r}.")
+        if self.sampler_seed is not None:
+            _whole("search.sampler_seed", self.sampler_seed)
+        _whole("search.round_to", self.round_to, " (0: no rounding)")
         if self.round_to and self.mode == "fine":
             raise ConfigError(f"search.round_to={self.round_to} rounds kept channels: it needs "
                               f"search.mode 'channel' or 'hybrid', got 'fine'.")
         if self.trials < 0:
             raise ConfigError(f"search.trials must be >= 0, got {self.trials}.")
-        if not isinstance(self.ladder, int) or isinstance(self.ladder, bool) or self.ladder < 0:
-            raise ConfigError(f"search.ladder must be a whole number >= 0 (0: automatic), got "
-                              f"{self.ladder!r}.")
+        _whole("search.ladder", self.ladder, " (0: automatic)")
         if not 0 < self.min_density < 1 or not 0 < self.floor <= 1 or self.perturbation < 0:
             raise ConfigError(f"search.min_density and search.floor must be in (0, 1) and "
                               f"perturbation >= 0, got {self.min_density}, {self.floor}, "
@@ -382,6 +374,12 @@ _TOP = {"name", "seed"}
 def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ConfigError(f"{key} must be one of {allowed}, got {value!r}.")
+
+
+def _whole(key: str, value: Any, meaning: str = "") -> None:
+    """Refuse anything but a whole number >= 0 (booleans and floats included)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ConfigError(f"{key} must be a whole number >= 0{meaning}, got {value!r}.")
 
 
 def _build(cls, section: str, values: dict[str, Any], **extra):

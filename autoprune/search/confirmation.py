@@ -13,7 +13,6 @@ import math
 import time
 from collections.abc import Sequence
 
-import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -47,13 +46,15 @@ def candidates(record: StudyRecord, objectives: Sequence[str], top: int,
         chosen.append(int(searched.loc[searched["proxy_acc"].idxmax(), "trial"]))
     for pair in level_pairs(feas, levels, "proxy_acc"):
         chosen += [n for n in (pair["heuristic_trial"], pair["searched_trial"]) if n is not None]
-    if heuristics == "all" and "level" in feas:
-        lv = feas["level"].to_numpy(float)
-        built = np.isclose(lv[:, None], np.asarray(levels, float)[None, :], atol=1e-6,
-                           rtol=0).any(axis=1)
-        at = feas[(feas["baseline"] != "").to_numpy() & built]
-        chosen += [int(n) for n in at.sort_values(["level", "trial"])["trial"]]
+    if heuristics == "all":
+        for level in levels:
+            chosen += _heuristics_at(feas, level)["trial"].astype(int).sort_values().tolist()
     return list(dict.fromkeys(chosen))
+
+
+def _heuristics_at(results: pd.DataFrame, level: float) -> pd.DataFrame:
+    """The heuristic trials built for ``level`` (x the budget)."""
+    return results[(results["baseline"] != "") & ((results["level"] - level).abs() < 1e-6)]
 
 
 def level_pairs(results: pd.DataFrame, levels: Sequence[float], acc: str = "confirmed_acc"
@@ -65,7 +66,7 @@ def level_pairs(results: pd.DataFrame, levels: Sequence[float], acc: str = "conf
     feas = results[results["feasible"].astype(bool) & results[acc].notna()]
     out = []
     for level in levels:
-        heur = feas[(feas["baseline"] != "") & ((feas["level"] - level).abs() < 1e-6)]
+        heur = _heuristics_at(feas, level)
         h = heur.loc[heur[acc].idxmax()] if len(heur) else None
         srch = feas[feas["baseline"] == ""]
         if h is not None:

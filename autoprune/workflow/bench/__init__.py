@@ -224,8 +224,9 @@ def rewrite_bench(out_dir: Path, record=None) -> dict:
 
 def confirmed_heuristics_from_ladder(record, heuristics: dict) -> list[dict]:
     """The study's confirmed heuristic trials, each with the finalized numbers of the ladder
-    point that is the same policy (for results written before they were stored; a trial with
-    no such point is left out: nothing is evaluated here)."""
+    point that is the same policy (for ``rewrite_bench``: the study may have confirmed more
+    since the benchmark ran; a trial with no such point is left out: nothing is evaluated
+    here)."""
     out = []
     for _, r in _confirmed(record.results(), heuristics=True).iterrows():
         policy = record.trial(int(r["trial"])).policy
