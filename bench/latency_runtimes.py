@@ -63,17 +63,12 @@ def main() -> None:
     from tqdm.auto import tqdm
 
     from autoprune.engine.metrics import count_macs, measure_speedup
-    from autoprune.engine.policy import get_mode
     from autoprune.search import PruneSearch
-    from autoprune.search.sensitivity import AdditiveEstimator
 
     search = PruneSearch.load(args.study, progress=False, overrides=[
         f"search.round_to={args.round_to}"] if args.round_to else [])
     ws = search.ws_
-    scan = ws.scan(get_mode(search.cfg.search.mode).scan)
-    planned = search.plan(ws)  # the study's own latency calibration
-    space = planned.bind(ws.baseline.model, planned.limits,
-                         AdditiveEstimator(scan.table, scan.dense_acc))
+    space = search.search_space()  # with the study's own latency calibration
     dense = ws.baseline.model.eval()
     dense_macs = count_macs(dense, ws.input_size, sparse=False)
     levels = [float(v) for v in args.levels.split(",")]

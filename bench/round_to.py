@@ -39,9 +39,7 @@ def main() -> None:
     from tqdm.auto import tqdm
 
     from autoprune.engine.metrics import count_macs, measure_speedup
-    from autoprune.engine.policy import get_mode
     from autoprune.search import PruneSearch
-    from autoprune.search.sensitivity import AdditiveEstimator
     from autoprune.workflow.bench.evaluate import Evaluator
 
     over = [f"finalize.steps={args.finalize_steps}"]
@@ -49,11 +47,7 @@ def main() -> None:
     for n in (0, args.round_to):
         search = PruneSearch.load(args.study, overrides=over + [f"search.round_to={n}"] * bool(n),
                                   progress=False)
-        ws = search.ws_
-        scan = ws.scan(get_mode(search.cfg.search.mode).scan)
-        planned = search.plan(ws)  # the study's own latency calibration, measured once
-        spaces[n] = planned.bind(ws.baseline.model, planned.limits,
-                                 AdditiveEstimator(scan.table, scan.dense_acc))
+        spaces[n] = search.search_space()  # the study's own latency calibration, once
     ev = Evaluator(search)  # its cache key holds no search setting: both spaces share it
     ws = search.ws_
     dense = ws.baseline.model.eval()

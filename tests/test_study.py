@@ -521,3 +521,16 @@ def test_sampler_seed_changes_the_proposals_not_the_scores(synthetic_idx_root, i
     searched_a, searched_b = a[a["baseline"] == ""], b[b["baseline"] == ""]
     assert len(searched_a) == len(searched_b) >= 2
     assert set(searched_a["policy"]).isdisjoint(searched_b["policy"])
+
+
+def test_a_loaded_study_rebuilds_the_space_it_searched(synthetic_idx_root, in_tmp):
+    cfg = config_from_dict(tiny_raw(synthetic_idx_root, search={
+        "mode": "channel", "prior": "uniform", "trials": 4, "sweep": True, "ladder": 2}), "sp")
+    ran = PruneSearch(cfg, progress=False).run()
+    loaded = PruneSearch.load(cfg, progress=False)
+    space = loaded.search_space()
+    assert loaded.search_space() is space  # built once
+    for name in ran.space_.baseline_names():
+        for level in cfg.search.levels:
+            assert space.baseline_policy(name, level).keep == pytest.approx(
+                ran.space_.baseline_policy(name, level).keep)

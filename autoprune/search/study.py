@@ -47,6 +47,12 @@ _SAMPLERS = {
 }
 
 
+def _bind(planned: SearchSpace, ws: Workspace, scan) -> SearchSpace:
+    """A planned space bound to the trained baseline, with the scan's additive estimate."""
+    return planned.bind(ws.baseline.model, planned.limits,
+                        AdditiveEstimator(scan.table, scan.dense_acc))
+
+
 class PruneSearch:
     """Search per-layer pruning policies for a study.
 
@@ -106,6 +112,15 @@ class PruneSearch:
         training (see :func:`autoprune.search.plan.plan_space`)."""
         return plan_space(self.cfg, ws, getattr(self, "record_", None))
 
+    def search_space(self) -> SearchSpace:
+        """The space this study searches, bound to its baseline and its scan: the one
+        :meth:`run` builds; a study opened with :meth:`load` builds it here, from the
+        caches."""
+        if getattr(self, "space_", None) is None:
+            ws = self.ws_
+            self.space_ = _bind(self.plan(ws), ws, ws.scan(get_mode(self.cfg.search.mode).scan))
+        return self.space_
+
     def _prepare(self, *, coordinator: bool) -> optuna.Study:
         """Open the study, recover dead workers' trials, check every setting on the untrained
         structure, then build the baseline, the dense reference, the scan, the space and the
@@ -129,8 +144,7 @@ class PruneSearch:
         scan = ws.scan(mode)
         if coordinator:
             artifacts.publish(study, ws, mode, baseline_hash)
-        self.space_ = planned.bind(ws.baseline.model, planned.limits,
-                                   AdditiveEstimator(scan.table, scan.dense_acc))
+        self.space_ = _bind(planned, ws, scan)
         self.scorer_ = ProxyScorer(ws, record.dense.latency_ms)
         if coordinator and cfg.search.warm_start:
             present = record.baselines_present()
