@@ -118,3 +118,42 @@ def test_search_measures_latency_with_onnxruntime(synthetic_idx_root, in_tmp, mo
     lat = [v.value("latency_ms") for v in search.record_.views()]
     assert len(lat) == 3 and all(v in calls for v in lat)
     assert search.record_.dense.latency_ms in calls
+
+
+def test_ort_channel_block_reads_the_cpu_flags(tmp_path):
+    """AVX-512F: MLAS's NCHWc block is 16 channels; other x86: 8; no x86 flags or no file:
+    unknown."""
+    from autoprune.engine.deploy import ort_channel_block
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse sse2 avx avx2 fma avx512f avx512bw\n")
+    assert ort_channel_block(info) == 16
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse sse2 avx avx2 fma\n")
+    assert ort_channel_block(info) == 8
+    info.write_text("processor\t: 0\nFeatures\t: fp asimd evtstrm aes\n")
+    assert ort_channel_block(info) is None
+    assert ort_channel_block(tmp_path / "missing") is None
+
+
+def test_onnxruntime_studies_are_told_to_round_to_its_block(monkeypatch, capsys):
+    """A channel study timed by ONNX Runtime without channel counts in its block gets one
+    note naming the round_to to set; a multiple of the block, eager PyTorch or fine-grained
+    pruning get none. The CLI prints it before any work."""
+    from autoprune.engine import deploy
+    from autoprune.search.config import load_config
+    from autoprune.workflow.cli import _print_advice
+
+    monkeypatch.setattr(deploy, "ort_channel_block", lambda: 16)
+    ort = ["latency.backend='onnxruntime'"]
+    notes = load_config("studies/demo.toml", ort).advice()
+    assert len(notes) == 1 and "search.round_to = 0" in notes[0] \
+        and notes[0].endswith("set search.round_to = 16.")
+    assert "round_to = 8:" in load_config("studies/demo.toml", ort + ["search.round_to=8"]
+                                          ).advice()[0]
+    assert load_config("studies/demo.toml", ort + ["search.round_to=32"]).advice() == []
+    assert load_config("studies/demo.toml").advice() == []
+    assert load_config("studies/vgg_fine_size5.toml", ort).advice() == []
+    _print_advice("search", load_config("studies/demo.toml", ort))
+    assert capsys.readouterr().err.startswith("autoprune search: note: latency.backend = ")
+    monkeypatch.setattr(deploy, "ort_channel_block", lambda: None)
+    assert load_config("studies/demo.toml", ort).advice() == []

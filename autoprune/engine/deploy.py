@@ -30,7 +30,7 @@ from autoprune.cache import atomic_path
 from autoprune.errors import ConfigError
 
 __all__ = ["FORMATS", "OPSET", "ExportCheck", "export_model", "onnx_bytes", "onnx_latency",
-           "require_onnx"]
+           "ort_channel_block", "require_onnx"]
 
 #: Formats :func:`export_model` writes, with their file suffix.
 FORMATS = {"pt": ".pt", "onnx": ".onnx", "torchscript": ".ts.pt", "pt2": ".pt2"}
@@ -63,6 +63,26 @@ def require_onnx() -> None:
     if missing:
         raise ConfigError(f"ONNX export and the onnxruntime latency backend need "
                           f"{', '.join(missing)}: pip install 'autoprune[onnx]'.")
+
+
+def ort_channel_block(cpuinfo: str | Path = "/proc/cpuinfo") -> int | None:
+    """The channel block of ONNX Runtime's CPU convolutions on this machine, or ``None`` when
+    it cannot be told (no ``/proc/cpuinfo``, or not an x86 CPU).
+
+    MLAS, ONNX Runtime's CPU kernel library, runs convolutions in the NCHWc layout with
+    blocks of 16 channels on a CPU with AVX-512F and of 8 otherwise (``platform.cpp``,
+    ``NchwcBlockSize``). A pruned model whose channel counts are not multiples of the block
+    runs far slower per MAC (reports/benchmarks/latency_runtimes_demo_r16.md).
+    """
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        return None
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
+                  if line.startswith("flags")), None)
+    if flags is None or "sse2" not in flags:  # no flags line: not x86 (ARM says "Features")
+        return None
+    return 16 if "avx512f" in flags else 8
 
 
 def onnx_bytes(model: nn.Module, input_size: tuple[int, ...], *, batch_size: int = 1) -> bytes:

@@ -243,6 +243,12 @@ def _add_study_args(p: argparse.ArgumentParser) -> None:
     _add_common(p)
 
 
+def _print_advice(command: str, cfg) -> None:
+    """The study's notes on valid but probably unintended settings, on stderr."""
+    for note in cfg.advice():
+        print(f"autoprune {command}: note: {note}", file=sys.stderr)
+
+
 def load_study(args: argparse.Namespace, extra: list[str] | None = None):
     from autoprune.search.config import load_config
 
@@ -388,6 +394,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     if args.workers > 1 and args.storage is None and cfg.storage_url.startswith("sqlite") \
             and not (cfg.run_dir / "study.db").exists():
         cfg = load_study(args, extra + [f"search.storage={cfg.journal_url!r}"])
+    _print_advice("search", cfg)
     search = PruneSearch(cfg, device=args.device, progress=not args.quiet)
     search.run(workers=args.workers)
     print(format_front(search))
@@ -566,6 +573,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                                   f"numbers of {what}, got {value!r}.") from None
             settings = replace(settings, **{field: numbers})
     out = Path(args.out) if args.out else Path("reports") / "benchmarks" / cfg.name
+    _print_advice("bench", cfg)
     search = PruneSearch(cfg, device=args.device, progress=not args.quiet)
     results = run_bench(search, settings, out, progress=not args.quiet)
     print(f"benchmark of {cfg.name} written to {out}/ (report.md, results.json, fronts_*.png); "
