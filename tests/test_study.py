@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import optuna
 import pytest
 
@@ -192,6 +194,14 @@ def test_heuristics_enqueued_at_every_ladder_level_and_compared_there(synthetic_
             assert t["size_mib"] <= h["size_mib"] * 1.005 and t["macs"] <= h["macs"] * 1.005
     table = level_table(search)
     assert table["level (x budget)"].tolist() == [0.5, 0.75, 1.0]
+    # the study's pick at a level: the best confirmed of the level's pair, named
+    by_trial = res.set_index("trial")
+    for p, pick in zip(level_pairs(res, cfg.search.levels), table["study's pick"]):
+        n = int(re.search(r"trial (\d+)", pick).group(1))
+        assert n in {p["heuristic_trial"], p["searched_trial"]}
+        assert by_trial.loc[n, "confirmed_acc"] == max(
+            p["heuristic_acc"], p["searched_acc"] if p["searched_trial"] else -1.0)
+        assert pick.startswith("searched") == (by_trial.loc[n, "baseline"] == "")
     # resuming queues no baseline twice
     raw["search"]["trials"] = 13
     again = PruneSearch(config_from_dict(raw, "ladder"), progress=False).run()

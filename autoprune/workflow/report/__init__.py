@@ -64,8 +64,18 @@ def level_table(search: PruneSearch) -> pd.DataFrame:
                      "searched acc (%)": _pm(p["searched_acc"], p["searched_std"]),
                      "searched − heuristic (pp)": "–" if math.isnan(
                          p["searched_acc"] - p["heuristic_acc"])
-                     else f"{p['searched_acc'] - p['heuristic_acc']:+.2f}"})
+                     else f"{p['searched_acc'] - p['heuristic_acc']:+.2f}",
+                     "study's pick": _pick(p)})
     return pd.DataFrame(rows)
+
+
+def _pick(pair: dict) -> str:
+    """The trial the study would ship at that level: the better confirmed of the two."""
+    if pair["heuristic_trial"] is None:
+        return "–"
+    if pair["searched_trial"] is not None and pair["searched_acc"] > pair["heuristic_acc"]:
+        return f"searched trial {pair['searched_trial']}"
+    return f"{pair['heuristic']} (trial {pair['heuristic_trial']})"
 
 
 def _pm(acc: float, std: float) -> str:
@@ -124,7 +134,8 @@ def write_report(search: PruneSearch, out_dir: Path | None = None,
         doc.paragraph("At each budget level the heuristics were enqueued at: the best heuristic "
                       "there and the best searched trial no larger than it (size and MACs, "
                       "within 0.5 %), both confirmed with fresh seeds (mean ± std). A "
-                      "difference within the stds is a tie.")
+                      "difference within the stds is a tie. The study's pick is the better "
+                      "confirmed of the two: what it would ship at that level.")
         doc.table(list(levels.columns), levels.values.tolist())
     doc.heading("Pareto plots", 2)
     doc.paragraph("In report.html: hover a point for its trial, accuracy ± std, size, MACs, "
