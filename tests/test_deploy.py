@@ -101,14 +101,18 @@ def test_search_measures_latency_with_onnxruntime(synthetic_idx_root, in_tmp, mo
     from tests.helpers import tiny_raw
 
     calls = []
-    real = deploy.onnx_latency
+    real = deploy.onnx_timer
 
     def spy(*args, **kwargs):
-        out = real(*args, **kwargs)
-        calls.append(out.median_ms)
-        return out
+        time_it = real(*args, **kwargs)
 
-    monkeypatch.setattr(deploy, "onnx_latency", spy)
+        def timed(min_run_time):
+            out = time_it(min_run_time)
+            calls.append(out.median_ms)
+            return out
+        return timed
+
+    monkeypatch.setattr(deploy, "onnx_timer", spy)
     raw = tiny_raw(synthetic_idx_root, search={"mode": "channel", "prior": "uniform",
                                                 "trials": 3, "objectives": ["accuracy",
                                                                             "latency"]},
@@ -157,3 +161,22 @@ def test_onnxruntime_studies_are_told_to_round_to_its_block(monkeypatch, capsys)
     assert capsys.readouterr().err.startswith("autoprune search: note: latency.backend = ")
     monkeypatch.setattr(deploy, "ort_channel_block", lambda: None)
     assert load_config("studies/demo.toml", ort).advice() == []
+
+
+def test_speedup_exports_each_model_once(pruned, monkeypatch):
+    """Timed alternately 3 times, dense and pruned are each exported to ONNX once."""
+    from autoprune.engine import deploy
+
+    dense, small = pruned
+    exported = []
+    real = deploy.onnx_bytes
+
+    def spy(model, *a, **kw):
+        exported.append(sum(p.numel() for p in model.parameters()))
+        return real(model, *a, **kw)
+
+    monkeypatch.setattr(deploy, "onnx_bytes", spy)
+    r = measure_speedup(dense, small, (1, 28, 28), repeats=3, threads=1, min_run_time=0.02,
+                        backend="onnxruntime")
+    assert len(r.reference_ms) == len(r.model_ms) == 3
+    assert exported == [sum(p.numel() for p in m.parameters()) for m in (dense, small)]

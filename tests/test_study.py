@@ -357,14 +357,19 @@ def test_ratio_latency_budget_times_candidates_interleaved_with_dense(
     import autoprune.search.workspace as workspace
 
     ratios = []
-    real = workspace.measure_speedup
+    real = workspace.alternate
 
     def spy(*args, **kwargs):
         r = real(*args, **kwargs)
         ratios.append(1 / r.speedup)
         return r
 
-    monkeypatch.setattr(workspace, "measure_speedup", spy)
+    monkeypatch.setattr(workspace, "alternate", spy)
+    prepared = []
+    real_timer = workspace.latency_timer
+    monkeypatch.setattr(workspace, "latency_timer",
+                        lambda model, *a, **kw: prepared.append(model) or real_timer(
+                            model, *a, **kw))
     # Batch 32: at batch 1 this tiny model's latency is mostly overhead, its smallest policy
     # only ~9 % faster than dense, and a 0.9 budget failed under a loaded CI machine.
     raw = tiny_raw(synthetic_idx_root, search={"mode": "channel", "prior": "uniform",
@@ -374,7 +379,9 @@ def test_ratio_latency_budget_times_candidates_interleaved_with_dense(
     lat = search.results_["latency_ms"].tolist()
     dense = search.record_.dense.latency_ms
     if "latency" in budget:
-        assert len(ratios) >= 3  # the trials, then the confirmations' re-scores
+        assert len(ratios) == 3  # the trials only: confirmations re-score accuracy alone
+        # the dense reference is prepared once for all trials, each trial once
+        assert len(prepared) == 4 and prepared[0] is search.ws_.baseline.model
         assert [round(v, 9) for v in lat] == [round(dense * r, 9) for r in ratios[:3]]
     else:
         assert ratios == [] and len(lat) == 3
@@ -388,14 +395,14 @@ def test_finalize_speedup_is_measured_interleaved_with_dense(synthetic_idx_root,
     import autoprune.workflow.finalize as fin_mod
 
     seen = []
-    real = workspace.measure_speedup
+    real = workspace.alternate
 
     def spy(*args, **kwargs):
         r = real(*args, **kwargs)
         seen.append(r)
         return r
 
-    monkeypatch.setattr(workspace, "measure_speedup", spy)
+    monkeypatch.setattr(workspace, "alternate", spy)
     raw = tiny_raw(synthetic_idx_root, search={"mode": "channel", "prior": "uniform",
                                                 "trials": 3}, finalize={"epochs": 1})
     search = PruneSearch(config_from_dict(raw, "finterleaved"), progress=False).run()
@@ -455,12 +462,17 @@ def test_multi_fidelity_promotes_the_best_of_each_level_rung_by_rung(synthetic_i
     steps = []
     real = ProxyScorer.score
 
+    timed = []
+
     def spy(self, policy, **kw):
         steps.append(kw.get("steps"))
-        return real(self, policy, **kw)
+        timed.append(kw.get("latency", True))
+        out = real(self, policy, **kw)
+        assert math.isnan(out.latency_ms) != timed[-1]
+        return out
 
     monkeypatch.setattr(ProxyScorer, "score", spy)
-    raw = tiny_raw(synthetic_idx_root, search={"trials": 8},
+    raw = tiny_raw(synthetic_idx_root, search={"trials": 8, "mode": "channel"},
                    proxy={"rungs": [6, 12], "promote": 0.5})
     search = PruneSearch(config_from_dict(raw, "rungs"), progress=False).run()
     res = search.results_
@@ -480,6 +492,9 @@ def test_multi_fidelity_promotes_the_best_of_each_level_rung_by_rung(synthetic_i
     assert (top["rung_steps"] == 12).all() and top["rung_acc"].notna().all()
     # the confirmations fine-tuned with the top rung's steps: 2 seeds each
     assert steps.count(12) == len(at12) + 2 * len(confirmed)
+    # only the trials' own scores are timed: promotion and confirmation keep the accuracy
+    assert [t for s, t in zip(steps, timed) if s is None] == [True] * len(res)
+    assert not any(t for s, t in zip(steps, timed) if s is not None)
     again = PruneSearch(config_from_dict(raw, "rungs"), progress=False)
     again._prepare(coordinator=True)
     assert promotion.promote(again.record_, again.scorer_, (6, 12), 0.5, (1.0,),

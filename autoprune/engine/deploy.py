@@ -30,7 +30,7 @@ from autoprune.cache import atomic_path
 from autoprune.errors import ConfigError
 
 __all__ = ["FORMATS", "OPSET", "ExportCheck", "export_model", "onnx_bytes", "onnx_latency",
-           "ort_channel_block", "require_onnx"]
+           "onnx_timer", "ort_channel_block", "require_onnx"]
 
 #: Formats :func:`export_model` writes, with their file suffix.
 FORMATS = {"pt": ".pt", "onnx": ".onnx", "torchscript": ".ts.pt", "pt2": ".pt2"}
@@ -121,6 +121,14 @@ def onnx_latency(model: nn.Module, input_size: tuple[int, ...], *, batch_size: i
     Timed like :class:`torch.utils.benchmark.Timer`'s ``blocked_autorange``: blocks of runs
     until ``min_run_time`` seconds are spent, each block timed as a whole.
     """
+    return onnx_timer(model, input_size, batch_size=batch_size, threads=threads)(min_run_time)
+
+
+def onnx_timer(model: nn.Module, input_size: tuple[int, ...], *, batch_size: int = 1,
+               threads: int = 1):
+    """The model exported to ONNX once and loaded into a warmed-up ONNX Runtime session, as
+    a function of ``min_run_time`` that times it (see :func:`onnx_latency`): timing a model
+    several times, alternately with another, costs one export."""
     from autoprune.engine.metrics import LatencyResult
 
     session = _session(onnx_bytes(model, input_size, batch_size=batch_size), threads)
@@ -128,20 +136,23 @@ def onnx_latency(model: nn.Module, input_size: tuple[int, ...], *, batch_size: i
         (batch_size, *input_size)).astype(np.float32)}
     for _ in range(3):
         session.run(None, feed)
-    t0 = time.perf_counter()
-    session.run(None, feed)
-    once = max(time.perf_counter() - t0, 1e-6)
-    block = max(1, int(0.02 / once))           # each timed block lasts ~20 ms
-    times: list[float] = []
-    start = time.perf_counter()
-    while time.perf_counter() - start < min_run_time or len(times) < 5:
+
+    def time_it(min_run_time: float) -> LatencyResult:
         t0 = time.perf_counter()
-        for _ in range(block):
-            session.run(None, feed)
-        times.append((time.perf_counter() - t0) / block)
-    q1, med, q3 = np.percentile(times, [25, 50, 75])
-    return LatencyResult(float(med) * 1e3, float(q3 - q1) * 1e3, batch_size, threads,
-                         "cpu:onnxruntime", len(times))
+        session.run(None, feed)
+        once = max(time.perf_counter() - t0, 1e-6)
+        block = max(1, int(0.02 / once))           # each timed block lasts ~20 ms
+        times: list[float] = []
+        start = time.perf_counter()
+        while time.perf_counter() - start < min_run_time or len(times) < 5:
+            t0 = time.perf_counter()
+            for _ in range(block):
+                session.run(None, feed)
+            times.append((time.perf_counter() - t0) / block)
+        q1, med, q3 = np.percentile(times, [25, 50, 75])
+        return LatencyResult(float(med) * 1e3, float(q3 - q1) * 1e3, batch_size, threads,
+                             "cpu:onnxruntime", len(times))
+    return time_it
 
 
 def export_model(model: nn.Module, path: str | Path, inputs: torch.Tensor, *,

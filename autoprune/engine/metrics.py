@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
@@ -27,11 +28,13 @@ __all__ = [
     "LayerInfo",
     "LatencyResult",
     "SpeedupResult",
+    "alternate",
     "count_params",
     "count_nonzero",
     "model_size_mib",
     "count_macs",
     "layer_table",
+    "latency_timer",
     "measure_latency",
     "measure_speedup",
     "prunable_layers",
@@ -157,19 +160,29 @@ def measure_latency(
 
     The model is deep-copied and put in eval mode; the original is untouched.
     """
+    return latency_timer(model, input_size, batch_size=batch_size, threads=threads, device=device,
+                  backend=backend)(min_run_time)
+
+
+def latency_timer(model: nn.Module, input_size: tuple[int, ...], *, batch_size: int = 1,
+                  threads: int | None = None, device: str | torch.device | None = None,
+                  backend: str = "torch") -> Callable[[float], LatencyResult]:
+    """The model made ready to time once (deep-copied, or exported to ONNX and loaded into
+    a session; warmed up), as a function of ``min_run_time`` that times it the way
+    :func:`measure_latency` does. A model timed again and again (the dense reference of
+    every trial) is prepared once."""
     from torch.utils import benchmark
 
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}.")
     if backend == "onnxruntime":
-        from autoprune.engine.deploy import onnx_latency
+        from autoprune.engine.deploy import onnx_timer
 
         if device is not None and torch.device(device).type != "cpu":
             raise ValueError(f"the onnxruntime latency backend runs on the CPU, got device "
                              f"{device}.")
-        return onnx_latency(model, input_size, batch_size=batch_size,
-                            threads=threads or torch.get_num_threads(),
-                            min_run_time=min_run_time)
+        return onnx_timer(model, input_size, batch_size=batch_size,
+                          threads=threads or torch.get_num_threads())
     if backend != "torch":
         raise ValueError(f"latency backend must be 'torch' or 'onnxruntime', got {backend!r}.")
     dev = torch.device(device) if device is not None else (
@@ -181,11 +194,15 @@ def measure_latency(
     with torch.no_grad():
         for _ in range(3):
             probe(x)
-        timer = benchmark.Timer(stmt="model(x)", globals={"model": probe, "x": x},
-                                num_threads=threads)
-        m = timer.blocked_autorange(min_run_time=min_run_time)
-    return LatencyResult(m.median * 1e3, m.iqr * 1e3, batch_size, threads, str(dev),
-                         len(m.times))
+
+    def time_it(min_run_time: float) -> LatencyResult:
+        with torch.no_grad():
+            timer = benchmark.Timer(stmt="model(x)", globals={"model": probe, "x": x},
+                                    num_threads=threads)
+            m = timer.blocked_autorange(min_run_time=min_run_time)
+        return LatencyResult(m.median * 1e3, m.iqr * 1e3, batch_size, threads, str(dev),
+                             len(m.times))
+    return time_it
 
 
 @dataclass(frozen=True)
@@ -219,13 +236,23 @@ def measure_speedup(reference: nn.Module, model: nn.Module, input_size: tuple[in
     conditions: drifts of a shared machine hit both, so their ratio is the figure to trust."""
     if repeats <= 0:
         raise ValueError(f"repeats must be positive, got {repeats}.")
+    timers = [latency_timer(m, input_size, batch_size=batch_size, threads=threads,
+                            device=device, backend=backend) for m in (reference, model)]
+    return alternate(*timers, repeats=repeats, min_run_time=min_run_time)
+
+
+def alternate(reference: Callable[[float], LatencyResult],
+              model: Callable[[float], LatencyResult], *, repeats: int = 3,
+              min_run_time: float = 0.5) -> SpeedupResult:
+    """:func:`measure_speedup` of two prepared timers (:func:`latency_timer`)."""
+    if repeats <= 0:
+        raise ValueError(f"repeats must be positive, got {repeats}.")
     ref_ms, model_ms, lat = [], [], None
     for _ in range(repeats):
-        for m, out in ((reference, ref_ms), (model, model_ms)):
-            lat = measure_latency(m, input_size, batch_size=batch_size, threads=threads,
-                                  device=device, min_run_time=min_run_time, backend=backend)
+        for time_it, out in ((reference, ref_ms), (model, model_ms)):
+            lat = time_it(min_run_time)
             out.append(lat.median_ms)
-    return SpeedupResult(ref_ms, model_ms, batch_size, lat.threads, lat.device)
+    return SpeedupResult(ref_ms, model_ms, lat.batch_size, lat.threads, lat.device)
 
 
 def summarize(model: nn.Module, input_size: tuple[int, ...], bits: int = 32) -> dict:

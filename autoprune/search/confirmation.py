@@ -109,7 +109,8 @@ def confirm(record: StudyRecord, scorer: ProxyScorer, settings: ProxySettings,
     for n in tqdm(todo, desc="confirm", unit="trial", disable=not progress):
         start = time.perf_counter()
         policy = record.trial(n).policy
-        accs = [scorer.score(policy, seed=s, images=images, steps=steps).accuracy
+        accs = [scorer.score(policy, seed=s, images=images, steps=steps,
+                             latency=False).accuracy
                 for s in seeds]
         record.set_confirmation(n, Confirmation(accs, seeds, (images[0], sum(images)),
                                                 time.perf_counter() - start))

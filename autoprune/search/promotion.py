@@ -71,7 +71,7 @@ def promote(record: StudyRecord, scorer: ProxyScorer, rungs: Sequence[int], frac
         todo = [int(n) for n in dict.fromkeys(chosen) if steps not in scores.get(int(n), {})]
         for n in tqdm(todo, desc=f"promote to {steps} steps", unit="trial",
                       disable=not progress):
-            acc = scorer.score(record.trial(n).policy, steps=steps).accuracy
+            acc = scorer.score(record.trial(n).policy, steps=steps, latency=False).accuracy
             record.set_rung(n, steps, acc)
             ran += 1
     return ran

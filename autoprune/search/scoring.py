@@ -12,6 +12,7 @@ Two uses, one implementation:
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
@@ -99,7 +100,8 @@ class ProxyScorer:
         self.dense_latency_ms = dense_latency_ms
 
     def score(self, policy: Policy, *, seed: int | None = None,
-              images: tuple[int, int] | None = None, steps: int | None = None) -> Score:
+              images: tuple[int, int] | None = None, steps: int | None = None,
+              latency: bool = True) -> Score:
         """Prune, recalibrate, fine-tune ``proxy.steps`` steps and validate.
 
         Args:
@@ -107,6 +109,8 @@ class ProxyScorer:
             images: ``(start, count)`` of the validation images scored (default: the first
                 ``proxy.val_limit``).
             steps: Fine-tune steps instead of ``proxy.steps`` (0: recalibration only).
+            latency: Time the pruned model; ``False`` for re-scores that keep only the
+                accuracy (confirmation, promotion), whose ``latency_ms`` is then NaN.
         """
         start = time.perf_counter()
         p = self.ws.cfg.proxy
@@ -117,8 +121,8 @@ class ProxyScorer:
         model, acc, _ = _tune_and_evaluate(self.ws, policy, seed, recipe,
                                            _Eval("val", first, count), before=False,
                                            distill=(p.distill, p.temperature))
-        latency = (self.measure_latency(model) if get_mode(policy.mode).channels
-                   else self.dense_latency_ms)
+        latency = (math.nan if not latency else self.measure_latency(model)
+                   if get_mode(policy.mode).channels else self.dense_latency_ms)
         return Score(acc, None, model_size_mib(model), count_nonzero(model),
                      count_macs(model, self.ws.input_size), latency,
                      time.perf_counter() - start)

@@ -16,9 +16,10 @@ from autoprune.engine.checkpoint import read_state_dict
 from autoprune.engine.metrics import (
     LatencyResult,
     SpeedupResult,
+    alternate,
     count_macs,
+    latency_timer,
     measure_latency,
-    measure_speedup,
     model_size_mib,
 )
 from autoprune.models import ModelSpec, build_model
@@ -39,6 +40,7 @@ class Workspace:
         self.device = torch.device(device) if device else default_device()
         self.progress = progress
         self._scans: dict[str, ScanResult] = {}
+        self._dense_timer = None
 
     @cached_property
     def data(self) -> DataBundle:
@@ -91,11 +93,15 @@ class Workspace:
     def measure_speedup(self, model: torch.nn.Module, repeats: int) -> SpeedupResult:
         """``model`` timed alternately with the dense baseline, ``repeats`` times each, with
         the study's ``[latency]`` settings: the ratio to trust on a shared machine."""
+        if self._dense_timer is None:  # prepared (for ONNX Runtime: exported) once
+            self._dense_timer = self._timer(self.baseline.model)
+        return alternate(self._dense_timer, self._timer(model), repeats=repeats,
+                         min_run_time=self.cfg.latency.min_run_time)
+
+    def _timer(self, model: torch.nn.Module):
         lat = self.cfg.latency
-        return measure_speedup(self.baseline.model, model, self.input_size, repeats=repeats,
-                               batch_size=lat.batch_size, threads=lat.threads,
-                               device=lat.device, min_run_time=lat.min_run_time,
-                               backend=lat.backend)
+        return latency_timer(model, self.input_size, batch_size=lat.batch_size,
+                             threads=lat.threads, device=lat.device, backend=lat.backend)
 
     @property
     def baseline_path(self):
