@@ -202,6 +202,10 @@ def test_heuristics_enqueued_at_every_ladder_level_and_compared_there(synthetic_
         assert by_trial.loc[n, "confirmed_acc"] == max(
             p["heuristic_acc"], p["searched_acc"] if p["searched_trial"] else -1.0)
         assert pick.startswith("searched") == (by_trial.loc[n, "baseline"] == "")
+    from autoprune.workflow.cli import format_front
+
+    printed = [line for line in format_front(search).splitlines() if "x budget:" in line]
+    assert [line.split("pick: ")[1] for line in printed] == table["study's pick"].tolist()
     # resuming queues no baseline twice
     raw["search"]["trials"] = 13
     again = PruneSearch(config_from_dict(raw, "ladder"), progress=False).run()
