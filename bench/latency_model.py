@@ -1,6 +1,7 @@
 """How well does a latency model predict a channel policy's measured latency?
 
     .venv/bin/python bench/latency_model.py [--study studies/demo.toml] [--policies 20]
+        [--set latency.backend=onnxruntime --set search.round_to=16 ...]
 
 Two models, both measured on the study's latency settings (device, batch, threads) on the
 untrained structure (latency does not depend on the weights):
@@ -35,6 +36,8 @@ def main() -> None:
     ap.add_argument("--study", default="studies/demo.toml")
     ap.add_argument("--policies", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--set", dest="overrides", action="append", default=[],
+                    metavar="KEY=VALUE", help="override a study key, as autoprune --set")
     args = ap.parse_args()
     import optuna
 
@@ -51,7 +54,7 @@ def main() -> None:
     from autoprune.search.space import make_space
     from autoprune.search.workspace import Workspace
 
-    cfg = load_config(args.study)
+    cfg = load_config(args.study, args.overrides)
     ws = Workspace(cfg, progress=False)
     lat = cfg.latency
     model, x = ws.structure(), ws.example_input()
@@ -75,7 +78,7 @@ def main() -> None:
 
     min_keep = cfg.search.min_density
     start = time.perf_counter()
-    a, b = macs_line(model, x, cost, min_keep=min_keep, measure=measure)
+    a, b = macs_line(model, x, cost, min_keep=min_keep, measure=measure, snap=space.snap)
     line_s = time.perf_counter() - start
     start = time.perf_counter()
     table = measure_latency_table(model, x, cost, ratio=ratio, measure=measure,
@@ -117,7 +120,11 @@ def main() -> None:
     md = [f"# Latency model: predicted vs measured latency of {args.policies} random policies "
           f"({cfg.name})", "",
           f"Command: `.venv/bin/python bench/latency_model.py --study {args.study} --policies "
-          f"{args.policies} --seed {args.seed}`. Latency settings: {lat.device}, batch "
+          f"{args.policies} --seed {args.seed}"
+          + "".join(f" --set {o}" for o in args.overrides) + "`. "
+          + (f"Channel counts rounded to multiples of {cfg.search.round_to} (the line's cuts "
+             f"and the policies; the table's single-group cuts are not). "
+             if cfg.search.round_to else "") + f"Latency settings: {lat.device}, batch "
           f"{lat.batch_size}, {lat.threads} thread(s), backend {lat.backend}, min run time "
           f"{lat.min_run_time} s. Every latency is a ratio to the dense model measured just "
           f"before it in the same run.", "",

@@ -82,10 +82,12 @@ def _uniform_cuts(model: nn.Module, example_inputs: torch.Tensor, cost: ChannelC
 
 
 def macs_line(model: nn.Module, example_inputs: torch.Tensor, cost: ChannelCostModel, *,
-              min_keep: float, measure: Callable[[nn.Module], float]) -> tuple[float, float]:
+              min_keep: float, measure: Callable[[nn.Module], float],
+              snap: Callable[[dict], dict] | None = None) -> tuple[float, float]:
     """``(a, b)`` of the calibration's line latency = a + b x structural MACs (the points
-    :func:`latency_macs_cap` fits), for comparing it with :class:`LatencyTable`."""
-    macs, ms = np.array(_uniform_cuts(model, example_inputs, cost, min_keep, measure),
+    :func:`latency_macs_cap` fits, rounded by ``snap`` as there), for comparing it with
+    :class:`LatencyTable`."""
+    macs, ms = np.array(_uniform_cuts(model, example_inputs, cost, min_keep, measure, snap),
                         dtype=float).T
     b, a = np.polyfit(macs, ms, 1)
     return float(a), float(b)
