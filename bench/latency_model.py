@@ -42,10 +42,11 @@ def main() -> None:
     import optuna
 
     from autoprune.engine.metrics import (
+        alternate,
         count_macs,
         count_params,
+        latency_timer,
         measure_latency,
-        measure_speedup,
     )
     from autoprune.engine.prune import channel_prune
     from autoprune.search.budget import Limits
@@ -65,14 +66,16 @@ def main() -> None:
                        model_dict=ws.model_spec.to_dict())
     cost = space.channel_cost
     kw = dict(batch_size=lat.batch_size, threads=lat.threads, device=lat.device,
-              min_run_time=lat.min_run_time, backend=lat.backend)
+              backend=lat.backend)
+    dense_timer = latency_timer(model, ws.input_size, **kw)  # prepared (exported) once
     dense_runs = []
 
     def measure(m):
-        return measure_latency(m, ws.input_size, **kw).median_ms
+        return measure_latency(m, ws.input_size, min_run_time=lat.min_run_time, **kw).median_ms
 
     def ratio(m):  # dense, then ``m``, in the same run
-        r = measure_speedup(model, m, ws.input_size, repeats=1, **kw)
+        r = alternate(dense_timer, latency_timer(m, ws.input_size, **kw), repeats=1,
+                      min_run_time=lat.min_run_time)
         dense_runs.append(r.reference_ms[0])
         return 1.0 / r.speedup
 
