@@ -160,8 +160,8 @@ def measure_latency(
 
     The model is deep-copied and put in eval mode; the original is untouched.
     """
-    return latency_timer(model, input_size, batch_size=batch_size, threads=threads, device=device,
-                  backend=backend)(min_run_time)
+    return latency_timer(model, input_size, batch_size=batch_size, threads=threads,
+                         device=device, backend=backend)(min_run_time)
 
 
 def latency_timer(model: nn.Module, input_size: tuple[int, ...], *, batch_size: int = 1,

@@ -121,10 +121,14 @@ class ProxyScorer:
         model, acc, _ = _tune_and_evaluate(self.ws, policy, seed, recipe,
                                            _Eval("val", first, count), before=False,
                                            distill=(p.distill, p.temperature))
-        latency = (math.nan if not latency else self.measure_latency(model)
-                   if get_mode(policy.mode).channels else self.dense_latency_ms)
+        if not latency:
+            ms = math.nan
+        elif get_mode(policy.mode).channels:
+            ms = self.measure_latency(model)
+        else:  # fine-grained sparsity leaves the dense structure, and its latency
+            ms = self.dense_latency_ms
         return Score(acc, None, model_size_mib(model), count_nonzero(model),
-                     count_macs(model, self.ws.input_size), latency,
+                     count_macs(model, self.ws.input_size), ms,
                      time.perf_counter() - start)
 
     def measure_latency(self, model: nn.Module) -> float:
