@@ -25,4 +25,7 @@ def write(name: str, result: dict, markdown: str) -> None:
     (OUT / f"{name}.json").write_text(json.dumps(result, indent=2, default=float))
     (OUT / f"{name}.md").write_text(markdown.rstrip() + "\n\nMachine: "
                                     + json.dumps(result["machine"]) + "\n")
+    from autoprune.workflow.bench.render import write_summary
+
+    write_summary(OUT)  # the index of reports/benchmarks lists the new file
     print(markdown)
