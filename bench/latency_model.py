@@ -41,13 +41,7 @@ def main() -> None:
     args = ap.parse_args()
     import optuna
 
-    from autoprune.engine.metrics import (
-        alternate,
-        count_macs,
-        count_params,
-        latency_timer,
-        measure_latency,
-    )
+    from autoprune.engine.metrics import alternate, count_macs, count_params
     from autoprune.engine.prune import channel_prune
     from autoprune.search.budget import Limits
     from autoprune.search.calibration import macs_line, measure_latency_table
@@ -65,17 +59,14 @@ def main() -> None:
     space = make_space(model, x, wide, Limits.from_budget(cfg.budget, params, macs),
                        model_dict=ws.model_spec.to_dict())
     cost = space.channel_cost
-    kw = dict(batch_size=lat.batch_size, threads=lat.threads, device=lat.device,
-              backend=lat.backend)
-    dense_timer = latency_timer(model, ws.input_size, **kw)  # prepared (exported) once
+    dense_timer = ws.timer(model)  # the untrained structure, prepared (exported) once
     dense_runs = []
 
     def measure(m):
-        return measure_latency(m, ws.input_size, min_run_time=lat.min_run_time, **kw).median_ms
+        return ws.measure_latency(m).median_ms
 
     def ratio(m):  # dense, then ``m``, in the same run
-        r = alternate(dense_timer, latency_timer(m, ws.input_size, **kw), repeats=1,
-                      min_run_time=lat.min_run_time)
+        r = alternate(dense_timer, ws.timer(m), repeats=1, min_run_time=lat.min_run_time)
         dense_runs.append(r.reference_ms[0])
         return 1.0 / r.speedup
 

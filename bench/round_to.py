@@ -38,7 +38,7 @@ def main() -> None:
     args = ap.parse_args()
     from tqdm.auto import tqdm
 
-    from autoprune.engine.metrics import count_macs, measure_speedup
+    from autoprune.engine.metrics import alternate, count_macs, latency_timer
     from autoprune.search import PruneSearch
     from autoprune.workflow.bench.evaluate import Evaluator
 
@@ -56,6 +56,12 @@ def main() -> None:
     seeds = [2000 + i for i in range(args.seeds)]
     levels = [float(v) for v in args.levels.split(",")]
     rows = []
+    backends = ("torch", "onnxruntime")
+
+    def timer(model, backend):
+        return latency_timer(model, ws.input_size, batch_size=1, threads=1, device="cpu",
+                             backend=backend)
+    dense_timers = {b: timer(dense, b) for b in backends}  # prepared (exported) once
     todo = [(h, lv) for h in spaces[0].baseline_names() for lv in levels]
     for name, level in tqdm(todo, desc="round_to", unit="point"):
         row = {"heuristic": name, "level": level}
@@ -67,10 +73,9 @@ def main() -> None:
             r = {"macs_ratio": macs / dense_macs, "widths": _widths(model),
                  "test_mean": statistics.mean(accs), "test_std": statistics.stdev(accs),
                  "test_accs": accs}
-            for backend in ("torch", "onnxruntime"):
-                s = measure_speedup(dense, model, ws.input_size, repeats=args.repeats,
-                                    batch_size=1, threads=1, device="cpu",
-                                    min_run_time=args.min_run_time, backend=backend)
+            for backend in backends:
+                s = alternate(dense_timers[backend], timer(model, backend),
+                              repeats=args.repeats, min_run_time=args.min_run_time)
                 r[backend] = {"speedup": s.speedup, "speedups": s.speedups,
                               "per_mac": s.speedup * macs / dense_macs}
             row[f"r{n}"] = r

@@ -40,7 +40,6 @@ class Workspace:
         self.device = torch.device(device) if device else default_device()
         self.progress = progress
         self._scans: dict[str, ScanResult] = {}
-        self._dense_timer = None
 
     @cached_property
     def data(self) -> DataBundle:
@@ -93,14 +92,19 @@ class Workspace:
     def measure_speedup(self, model: torch.nn.Module, repeats: int) -> SpeedupResult:
         """``model`` timed alternately with the dense baseline, ``repeats`` times each, with
         the study's ``[latency]`` settings: the ratio to trust on a shared machine."""
-        if self._dense_timer is None:  # prepared (for ONNX Runtime: exported) once
-            self._dense_timer = self._timer(self.baseline.model)
-        return alternate(self._dense_timer, self._timer(model), repeats=repeats,
+        return alternate(self._dense_timer, self.timer(model), repeats=repeats,
                          min_run_time=self.cfg.latency.min_run_time)
 
-    def _timer(self, model: torch.nn.Module):
+    @cached_property
+    def _dense_timer(self):
+        """The dense baseline prepared for timing (for ONNX Runtime: exported) once."""
+        return self.timer(self.baseline.model)
+
+    def timer(self, model: torch.nn.Module, batch_size: int | None = None):
+        """``model`` prepared for timing with the study's ``[latency]`` settings (another
+        batch size if given): see :func:`autoprune.engine.metrics.latency_timer`."""
         lat = self.cfg.latency
-        return latency_timer(model, self.input_size, batch_size=lat.batch_size,
+        return latency_timer(model, self.input_size, batch_size=batch_size or lat.batch_size,
                              threads=lat.threads, device=lat.device, backend=lat.backend)
 
     @property

@@ -20,7 +20,7 @@ import numpy as np
 import optuna
 from tqdm.auto import tqdm
 
-from autoprune.engine.metrics import alternate, latency_timer
+from autoprune.engine.metrics import alternate
 from autoprune.engine.policy import Policy, get_mode
 from autoprune.errors import ConfigError
 from autoprune.search import PruneSearch
@@ -456,10 +456,6 @@ def _latency(search: PruneSearch, heuristics: dict, searched: list[dict],
     points = [(f"{n} @ {p['level']:.2f}", p) for n, ps in heuristics.items() for p in ps]
     points += [(f"searched trial {p['trial']}", p) for p in searched]
     budget = cfg.budget.items()
-
-    def timer(model, batch):
-        return latency_timer(model, ws.input_size, batch_size=batch, threads=lat.threads,
-                             device=lat.device, backend=lat.backend)
     dense_timers = {}  # one per batch size, prepared (exported) once
     rows = []
     for label, p in tqdm(points, desc="bench: latency", unit="point", disable=not progress):
@@ -468,8 +464,8 @@ def _latency(search: PruneSearch, heuristics: dict, searched: list[dict],
         row = {"point": label, "macs_reduction": 1.0 / p["macs_ratio"]}
         for batch in settings.latency_batches:
             if batch not in dense_timers:
-                dense_timers[batch] = timer(dense_model, batch)
-            r = alternate(dense_timers[batch], timer(model, batch),
+                dense_timers[batch] = ws.timer(dense_model, batch)
+            r = alternate(dense_timers[batch], ws.timer(model, batch),
                           repeats=settings.latency_repeats, min_run_time=settings.min_run_time)
             row[f"b{batch}"] = {"speedup": r.speedup, "speedups": r.speedups,
                                 "dense_ms": r.reference_ms, "point_ms": r.model_ms,
