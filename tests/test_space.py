@@ -101,6 +101,33 @@ def test_every_baseline_policy_meets_the_budget_and_sizes_are_exact(mode):
         assert space.size_mib(policy) == pytest.approx(count_nonzero(pruned) * 4 / 2**20)
 
 
+def test_hybrid_lamp_baseline_is_fine_grained_unless_a_latency_cap_needs_channels():
+    """Hybrid mode also enqueues ``lamp``, all of the reduction by LAMP: without a latency cap
+    it removes no channel and reaches the size budget by weights alone (the fine-grained
+    baseline a hybrid policy must beat); under a latency cap (structural MACs) it removes
+    channels uniformly, just enough, and the channel heuristics still take half each."""
+    model = build_model(ModelSpec("cnn", 0.5, 1, 10))
+    x = torch.zeros(1, 1, 28, 28)
+    params, macs = count_params(model), count_macs(model, (1, 28, 28))
+    limits = Limits.from_budget(Budget(size=0.2), params, macs)
+    space = make_space(model, x, SearchSettings(mode="hybrid"), limits)
+    assert space.baseline_names() == ["uniform", "global_ranking", "lamp"]
+    lamp = space.baseline_policy("lamp")
+    assert set(lamp.keep.values()) == {1.0}
+    assert space.fine_cost.params(lamp.sparsity) <= 0.2 * params + 1
+    assert space.fine_cost.params(lamp.sparsity) >= 0.19 * params
+    assert min(space.baseline_policy("uniform").keep.values()) < 1.0
+
+    capped = Limits(limits.params, None, 0.5 * macs)
+    space = make_space(model, x, SearchSettings(mode="hybrid"), capped)
+    lamp = space.baseline_policy("lamp", 1.0)
+    assert len(set(lamp.keep.values())) == 1 and min(lamp.keep.values()) < 1.0
+    assert space.channel_cost.cost(lamp.keep)[1] <= 0.5 * macs
+    assert space.channel_cost.cost(lamp.keep)[1] >= 0.4 * macs
+    pruned, _ = lamp.apply(model, x)
+    assert count_nonzero(pruned) <= 0.2 * params + 1
+
+
 def test_smallest_policy_outside_the_budget_is_refused():
     model = build_model(ModelSpec("cnn", 0.5, 1, 10))
     x = torch.zeros(1, 1, 28, 28)

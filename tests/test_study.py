@@ -148,6 +148,11 @@ def test_hybrid_search_and_sensitivity_prior(synthetic_idx_root, in_tmp):
     assert (search.results_["size_ratio"] <= 0.3 + 1e-9).all()
     policy = search.best()
     assert policy.mode == "hybrid" and policy.keep and policy.sparsity
+    # the fine-grained baseline is enqueued too: LAMP alone, every channel kept
+    lamp = search.results_[search.results_["baseline"] == "lamp"]
+    assert len(lamp) >= 1
+    for t in lamp["trial"]:
+        assert set(search.record_.trial(int(t)).policy.keep.values()) == {1.0}
     raw = tiny_raw(synthetic_idx_root, search={"mode": "channel", "prior": "sensitivity",
                                                 "trials": 4})
     search = PruneSearch(config_from_dict(raw, "chsens"), progress=False).run()

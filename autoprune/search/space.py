@@ -308,9 +308,15 @@ class ChannelSpace(SearchSpace):
 
 
 class HybridSpace(ChannelSpace):
-    """Channels removed first, then the remaining weights sparsified (LAMP-centred)."""
+    """Channels removed first, then the remaining weights sparsified (LAMP-centred).
+
+    Its heuristics: each channel heuristic taking half the log-reduction, LAMP the rest; and
+    ``lamp``, the whole reduction by LAMP on the unpruned channels (the fine-grained
+    baseline a hybrid policy has to beat; channels go only where a latency cap, which weight
+    sparsity cannot meet, demands them, uniformly)."""
 
     mode = "hybrid"
+    heuristics = CHANNEL_HEURISTICS + ("lamp",)
 
     def smallest(self):
         params, macs, structural = super().smallest()
@@ -323,9 +329,12 @@ class HybridSpace(ChannelSpace):
 
     def baseline_policy(self, name: str, factor: float = 1.0) -> Policy:
         """Half the log-reduction by the heuristic's channels, the rest by LAMP on the
-        channel-pruned model."""
+        channel-pruned model (``lamp``: all of it by LAMP)."""
         limits = self.limits.scaled(factor)
-        keep = self.channel_allocation(name, self._channel_share_limits(0.5, limits))
+        if name == "lamp":
+            keep = self.channel_allocation("uniform", self._channel_share_limits(0.0, limits))
+        else:
+            keep = self.channel_allocation(name, self._channel_share_limits(0.5, limits))
         return self._hybrid_fine(keep, None, limits, baseline=name, target=factor)
 
     def sample(self, trial: optuna.Trial, factor: float | None = None) -> Policy:
