@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from autoprune.search import PruneSearch
 from autoprune.workflow.cli import main
 from tests.helpers import tiny_raw, to_toml
 
@@ -64,24 +65,41 @@ def test_quick_bench_runs_resumes_and_reports(synthetic_idx_root, in_tmp, capsys
         c["baseline"] and len(c["test_accs"]) == 2 for c in r["confirmed_heuristics"])
     assert r["comparison"]["per_level"][-1]["pick"] is not None  # the full budget has one
     assert "study's pick" in md and "pick per level (pp)" in summary
+    # which levels are the study's own ladder (ladder = 1: the full budget only), and whether
+    # each level's pick is within 1 std of the best heuristic
+    assert r["study_levels"] == [1.0]
+    per_level = r["comparison"]["per_level"]
+    assert [p["study_level"] for p in per_level] == [False, False, True]
+    assert all(isinstance(p["pick_within_std"], bool) for p in per_level if p["pick"])
+    assert "pick within 1 std" in summary and "study's level" in md
     # --rewrite recomputes the comparisons from results.json and evaluates nothing: under a
     # MACs budget the levels compare on MACs and the headline table gets MACs rows
     # (which heuristic trials are confirmed is read from the study, not from results.json:
     # confirming more of them after the benchmark changes the pick; results written before
     # they were stored have none)
     old = {**r, "confirmed_heuristics": []}
+    del old["study_levels"]  # results written before they were stored: from the study file
     (out / "results.json").write_text(json.dumps({**old, "budget": {"macs": 0.5}}))
     capsys.readouterr()
     assert main(["bench", str(study), "--rewrite"]) == 0
     assert "recomputed" in capsys.readouterr().out
     rewritten = json.loads((out / "results.json").read_text())
     assert rewritten["comparison"]["level_axes"] == ["macs"]
+    assert rewritten["study_levels"] == [1.0]
+    assert [p["study_level"] for p in rewritten["comparison"]["per_level"]] == [False] * 2 + [
+        True]
     assert rewritten["machine"] == r["machine"]  # the machine that measured, not the rewriter
     assert [c["trial"] for c in rewritten["confirmed_heuristics"]] == [
         c["trial"] for c in r["confirmed_heuristics"]]
     assert "within the level's budget on MACs" in (out / "report.md").read_text()
     summary = (in_tmp / "reports" / "benchmarks" / "README.md").read_text()
     assert "| macs |" in summary
+    # results of another study that had this name (the study file changed since): its record
+    # is not read, the confirmed heuristic trials stay as stored
+    assert r["fingerprint"] == json.loads(json.dumps(PruneSearch(study).cfg.fingerprint()))
+    (out / "results.json").write_text(json.dumps({**old, "fingerprint": {"proxy": "other"}}))
+    assert main(["bench", str(study), "--rewrite"]) == 0
+    assert json.loads((out / "results.json").read_text())["confirmed_heuristics"] == []
     (out / "results.json").write_text(json.dumps(r))
 
     # a second run evaluates nothing again; its report's command repeats its overrides

@@ -169,6 +169,18 @@ def test_the_studys_pick_is_its_best_confirmed_trial_heuristic_or_searched():
     assert lv[1]["pick_diff_se"] == pytest.approx(0.1)
     assert _compare(ladder, searched, dense, None, {"size": 0.4})["per_level"][0]["pick"] is None
 
+    # within 1 std: diff >= -sqrt(0.1² + 0.1²) = -0.14; which levels are the study's own
+    from autoprune.workflow.bench.render import _within_counts
+
+    assert [p["pick_within_std"] for p in lv] == [False, False]
+    assert [p["study_level"] for p in lv] == [None, None] and _within_counts(lv) == "0/2"
+    searched[1]["test_mean"] = 91.4  # the pick at 1.0 now trails by 0.1 < 0.14
+    lv = _compare(ladder, searched, dense, None, {"size": 0.4}, None, confirmed,
+                  [0.75, 1.0])["per_level"]
+    assert [p["pick_within_std"] for p in lv] == [False, True]
+    assert [p["study_level"] for p in lv] == [False, True]
+    assert _within_counts(lv) == "1/1 · 0/1"
+
     results = pd.DataFrame({"trial": [0, 3, 5], "baseline": ["uniform", "sensitivity", "erk"],
                             "level": [0.5, 1.0, 1.0], "feasible": [True, True, True],
                             "confirmed_acc": [89.5, 91.9, 91.0]})

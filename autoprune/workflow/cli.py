@@ -550,7 +550,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             record = PruneSearch.load(cfg, device=args.device, progress=False).record_
         except StudyStateError:
             pass
-        r = rewrite_bench(out, record)
+        r = rewrite_bench(out, record, list(cfg.search.levels))
         print(f"comparisons of {cfg.name} recomputed; {out}/report.md rewritten"
               + (f" (latency MACs cap {r['latency_macs_cap']:.3f} of dense)"
                  if r.get("latency_macs_cap") else ""))

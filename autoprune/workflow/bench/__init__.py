@@ -179,8 +179,9 @@ def run_bench(search: PruneSearch, settings: BenchSettings, out_dir: Path, *,
                      "lr": cfg.finalize.lr},
         "dense": dense, "heuristics": heuristics, "searched": searched,
         "confirmed_heuristics": confirmed_heuristics, "latency_macs_cap": cap,
+        "fingerprint": cfg.fingerprint(), "study_levels": list(cfg.search.levels),
         "comparison": _compare(heuristics, searched, dense, latency, cfg.budget.items(), cap,
-                               confirmed_heuristics),
+                               confirmed_heuristics, list(cfg.search.levels)),
         "rank_fidelity": rank, "latency": latency,
         "cost": _cost(search, search_seconds, heuristics, searched),
         "settings": asdict(settings), "evaluations_computed": ev.computed,
@@ -198,28 +199,45 @@ def latency_macs_cap(record, dense: dict) -> float | None:
     return cap / dense["macs"] if cap is not None else None
 
 
-def rewrite_bench(out_dir: Path, record=None) -> dict:
+def rewrite_bench(out_dir: Path, record=None, study_levels: list[float] | None = None
+                  ) -> dict:
     """Recompute the comparisons of ``out_dir/results.json`` from the points it holds and
     rewrite its report (and the headline table): nothing is evaluated or measured again.
     For when the comparison itself changes, so every committed benchmark follows it.
     ``record``: the study's, to read a latency cap that results written before it was stored
     lack, and which heuristic trials it has confirmed now (confirming more of them after the
-    benchmark changes the study's pick; they are the ladder's policies, already finalized)."""
+    benchmark changes the study's pick; they are the ladder's policies, already finalized).
+    ``study_levels``: the study's ladder levels, for results written before they were
+    stored."""
     path = Path(out_dir) / "results.json"
     if not path.is_file():
         raise ConfigError(f"no benchmark results at {path}: run `autoprune bench STUDY` first.")
     from autoprune.workflow.bench.render import write_bench  # render imports this module
 
     r = json.loads(path.read_text())
+    if record is not None and not _same_study(r, record):
+        record = None  # the study's name now holds another study: read nothing from it
     if r.get("latency_macs_cap") is None and record is not None:
         r["latency_macs_cap"] = latency_macs_cap(record, r["dense"])
     if record is not None:
         r["confirmed_heuristics"] = confirmed_heuristics_from_ladder(record, r["heuristics"])
+    if study_levels is not None and r.get("study_levels") is None:
+        r["study_levels"] = list(study_levels)
     r["comparison"] = _compare(r["heuristics"], r["searched"], r["dense"], r.get("latency"),
                                r["budget"], r.get("latency_macs_cap"),
-                               r.get("confirmed_heuristics"))
+                               r.get("confirmed_heuristics"), r.get("study_levels"))
     write_bench(r, Path(out_dir))
     return r
+
+
+def _same_study(r: dict, record) -> bool:
+    """Is ``record`` the study benchmark results ``r`` were written from? By the study's
+    fingerprint, stored in results since it was; older results only trust a record for what
+    they lack (their confirmed heuristic trials): once stored, a study file changed since
+    (e.g. the demo's proxy steps) could name another study with the same name."""
+    if "fingerprint" in r:
+        return record.fingerprint == r["fingerprint"]
+    return not r.get("confirmed_heuristics")
 
 
 def confirmed_heuristics_from_ladder(record, heuristics: dict) -> list[dict]:
@@ -290,12 +308,17 @@ def level_limits(budget: dict, dense: dict, level: float, at_level: list[dict],
 
 def _compare(heuristics: dict, searched: list[dict], dense: dict, latency: dict | None,
              budget: dict, latency_macs_cap: float | None = None,
-             confirmed_heuristics: list[dict] | None = None) -> dict:
+             confirmed_heuristics: list[dict] | None = None,
+             study_levels: list[float] | None = None) -> dict:
     """Fronts against fronts: iso-accuracy costs, hypervolumes and, per ladder level, the
     best heuristic there against (a) the best searched point within the level's budget and
     (b) the study's pick: the trial with the best confirmed (validation) score among its
     searched and enqueued heuristic trials within that budget, the point the study itself
-    reports there (``None`` without ``confirmed_heuristics``)."""
+    reports there (``None`` without ``confirmed_heuristics``). Each level also says whether
+    it is one of the study's own ladder levels (``study_levels``: where the study enqueued
+    every heuristic; ``None`` when unknown) and whether the pick is within one standard
+    deviation of the best heuristic: ``pick - heuristic >= -sqrt(sd_pick^2 + sd_heur^2)``,
+    the seed-to-seed spread of a difference of two single fine-tunes."""
     axes = ["size", "macs"] + (["latency"] if latency else [])
     all_fronts = {**heuristics, "searched": searched}
     iso = []
@@ -339,7 +362,12 @@ def _compare(heuristics: dict, searched: list[dict], dense: dict, latency: dict 
             "pick": _label(pick), "pick_mean": pick["test_mean"] if pick else None,
             "pick_diff": pick["test_mean"] - h["test_mean"] if pick else None,
             "pick_diff_se": float(np.sqrt((pick["test_std"] ** 2 + h["test_std"] ** 2) / n))
-            if pick else None})
+            if pick else None,
+            "pick_within_std": bool(pick["test_mean"] - h["test_mean"]
+                                    >= -math.hypot(pick["test_std"], h["test_std"]) - 1e-9)
+            if pick else None,
+            "study_level": any(abs(level - v) < 1e-6 for v in study_levels)
+            if study_levels is not None else None})
     ref_acc = dense["test_acc"] - 5.0
     hv = {axis: {n: fronts.hypervolume(_axis_points(p, axis), 1.0, ref_acc)
                  for n, p in all_fronts.items()} for axis in axes}

@@ -130,13 +130,20 @@ def _document(r: dict, plots: list[Path]) -> Document:
                   f"its standard error over seeds. The study's pick: what the study itself "
                   f"reports at the level, the trial with the best confirmed (validation) score "
                   f"among its searched and its enqueued heuristic trials within the level's "
-                  f"budget; its diff is against the same best heuristic, on TEST.")
+                  f"budget; its diff is against the same best heuristic, on TEST; within 1 "
+                  f"std: the diff is at least minus the seed-to-seed spread of a difference "
+                  f"of two fine-tunes, sqrt(std_pick² + std_heuristic²). Study's level: one "
+                  f"of the levels of the study's own ladder, where it enqueued every "
+                  f"heuristic (the others lie between them).")
     with_macs = "macs" in by
     with_pick = any(p.get("pick") for p in cmp_["per_level"])
-    doc.table(["level", "size ratio", *["MACs ratio"] * with_macs, "best heuristic",
+    with_study = any(p.get("study_level") is not None for p in cmp_["per_level"])
+    doc.table(["level", *["study's level"] * with_study, "size ratio",
+               *["MACs ratio"] * with_macs, "best heuristic",
                "heuristic %", "searched trial", "searched %", "diff (pp)",
-               *["study's pick", "pick %", "pick diff (pp)"] * with_pick],
-              [[_f(p["level"], "{:.3f}"), _f(p["size_ratio"], "{:.3f}"),
+               *["study's pick", "pick %", "pick diff (pp)", "within 1 std"] * with_pick],
+              [[_f(p["level"], "{:.3f}"),
+                *[_yes(p.get("study_level"))] * with_study, _f(p["size_ratio"], "{:.3f}"),
                 *[_f(p.get("macs_ratio"), "{:.3f}")] * with_macs, p["best_heuristic"],
                 f"{p['heuristic_mean']:.2f} ± {p['heuristic_std']:.2f}",
                 p["searched_trial"] if p["searched_trial"] is not None else "–",
@@ -144,7 +151,8 @@ def _document(r: dict, plots: list[Path]) -> Document:
                 f"{p['diff']:+.2f} ± {p['diff_se']:.2f}" if p["diff"] is not None else "–",
                 *[p.get("pick") or "–", _f(p.get("pick_mean")),
                   f"{p['pick_diff']:+.2f} ± {p['pick_diff_se']:.2f}"
-                  if p.get("pick_diff") is not None else "–"] * with_pick]
+                  if p.get("pick_diff") is not None else "–",
+                  _yes(p.get("pick_within_std"))] * with_pick]
                for p in cmp_["per_level"]])
     doc.heading("Dominated hypervolume (accuracy × log cost ratio)", 2)
     doc.paragraph(f"Reference: cost = dense, accuracy = dense − 5 pp "
@@ -287,6 +295,22 @@ def _latency_section(doc: Document, lat: dict) -> None:
     doc.table(cols, rows)
 
 
+def _yes(flag: bool | None) -> str:
+    return "–" if flag is None else ("yes" if flag else "no")
+
+
+def _within_counts(per_level: list[dict]) -> str:
+    """``k/n · k/n``: levels where the pick is within 1 std, on the study's ladder · between
+    (``k/n`` alone when which levels are the study's is unknown; '–' without picks)."""
+    rows = [p for p in per_level if p.get("pick_within_std") is not None]
+    if not rows:
+        return "–"
+    if any(p.get("study_level") is None for p in rows):
+        return f"{sum(p['pick_within_std'] for p in rows)}/{len(rows)}"
+    parts = [[p for p in rows if p["study_level"] is on] for on in (True, False)]
+    return " · ".join(f"{sum(p['pick_within_std'] for p in ps)}/{len(ps)}" for ps in parts)
+
+
 def write_summary(root: Path) -> Path:
     """``root/README.md``: the headline table of every ``root/*/results.json``."""
     rows = []
@@ -311,6 +335,7 @@ def write_summary(root: Path) -> Path:
         picks = [lv["pick_diff"] for lv in r["comparison"]["per_level"]
                  if lv.get("pick_diff") is not None]
         pick = f"{min(picks):+.2f} to {max(picks):+.2f}" if picks else "–"
+        within = _within_counts(r["comparison"]["per_level"])
         n_rows = len(rows)
         for iso in r["comparison"]["iso_accuracy"]:
             # a MACs budget is judged on MACs first; size and latency are every study's axes
@@ -325,11 +350,11 @@ def write_summary(root: Path) -> Path:
                              f"{c['best_heuristic'] or '–'} "
                              f"{_f(c['costs'].get(c['best_heuristic']), '{:.3f}')}"
                              if c["best_heuristic"] else "–", _f(c["ratio"]),
-                             per_level, pick, tau_s, _f(spm),
+                             per_level, pick, within, tau_s, _f(spm),
                              _f(r["cost"]["trials_per_minute"])])
         if len(rows) == n_rows:
             rows.append([link, f"none reached (−{max(ACC_DROPS):g} pp)", "–", "–", "–", "–",
-                         per_level, pick, tau_s, _f(spm),
+                         per_level, pick, within, tau_s, _f(spm),
                          _f(r["cost"]["trials_per_minute"])])
     doc = Document(title="autoprune benchmarks")
     doc.heading("Benchmarks: does the search earn its keep?")
@@ -343,6 +368,10 @@ def write_summary(root: Path) -> Path:
                   "Pick per level: the same for the study's pick, the trial it reports there "
                   "(best confirmed validation score among its searched and its enqueued "
                   "heuristic trials; '–' where the study was not at hand to say which). "
+                  "Pick within 1 std: at how many levels the pick's TEST accuracy is at least "
+                  "the best heuristic's minus sqrt(std_pick² + std_heuristic²), at the "
+                  "study's own ladder levels (where it enqueued every heuristic) · at the "
+                  "benchmark's levels between them. "
                   "τ = Kendall τ of the proxy against finalized TEST accuracy at one budget "
                   "(over fewer than "
                   f"{MIN_RANK_POLICIES} policies: their number is given, and such a τ means "
@@ -351,7 +380,8 @@ def write_summary(root: Path) -> Path:
                   "speedup÷MACs at batch 1 "
                   "(mean over finalized points). Trials/min: one process, trial time only.")
     doc.table(["study", "accuracy", "axis", "searched", "best heuristic", "ratio",
-               "per level (pp)", "pick per level (pp)", "proxy τ", "speedup÷MACs",
+               "per level (pp)", "pick per level (pp)", "pick within 1 std", "proxy τ",
+               "speedup÷MACs",
                "trials/min"], rows)
     others = sorted(p for p in root.glob("*.md") if p.name != "README.md")
     if others:
