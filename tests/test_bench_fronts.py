@@ -180,6 +180,10 @@ def test_the_studys_pick_is_its_best_confirmed_trial_heuristic_or_searched():
     assert [p["pick_within_std"] for p in lv] == [False, True]
     assert [p["study_level"] for p in lv] == [False, True]
     assert _within_counts(lv) == "1/1 · 0/1"
+    # a tie in confirmed score goes to the heuristic, as in the study's own report
+    searched[1]["confirmed_acc"] = 91.9
+    lv = _compare(ladder, searched, dense, None, {"size": 0.4}, None, confirmed)["per_level"]
+    assert lv[1]["pick"] == "sensitivity @ 1.00"
 
     results = pd.DataFrame({"trial": [0, 3, 5], "baseline": ["uniform", "sensitivity", "erk"],
                             "level": [0.5, 1.0, 1.0], "feasible": [True, True, True],

@@ -348,7 +348,8 @@ def _compare(heuristics: dict, searched: list[dict], dense: dict, latency: dict 
         s = max(cands, key=lambda p: p["test_mean"]) if cands else None
         n = len(h["test_accs"])
         pool = cands + [p for p in confirmed_heuristics or [] if fits(p)]
-        pick = (max(pool, key=lambda p: p["confirmed_acc"])
+        # a tie goes to the heuristic, as in the study's own report (workflow.report._pick)
+        pick = (max(pool, key=lambda p: (p["confirmed_acc"], bool(p.get("baseline"))))
                 if pool and confirmed_heuristics is not None else None)
         per_level.append({
             "level": level, "size_ratio": h["size_ratio"], "macs_ratio": h["macs_ratio"],
