@@ -100,6 +100,13 @@ def test_quick_bench_runs_resumes_and_reports(synthetic_idx_root, in_tmp, capsys
     (out / "results.json").write_text(json.dumps({**old, "fingerprint": {"proxy": "other"}}))
     assert main(["bench", str(study), "--rewrite"]) == 0
     assert json.loads((out / "results.json").read_text())["confirmed_heuristics"] == []
+    # a note added to results after the run (what was learned since) heads the report, and
+    # the index points at it
+    (out / "results.json").write_text(json.dumps({**r, "notes": ["Superseded by X."]}))
+    assert main(["bench", str(study), "--rewrite"]) == 0
+    assert "**Note.** Superseded by X." in (out / "report.md").read_text()
+    summary = (in_tmp / "reports" / "benchmarks" / "README.md").read_text()
+    assert "[tinybench](tinybench/report.md) (see its note)" in summary
     (out / "results.json").write_text(json.dumps(r))
 
     # a second run evaluates nothing again; its report's command repeats its overrides

@@ -104,6 +104,8 @@ def _document(r: dict, plots: list[Path]) -> Document:
                   f"{r['dense']['test_acc']:.2f} %.")
     doc.paragraph(f"Command: `autoprune bench {r['source'] or r['study']}"
                   f"{_flags(r)}`. Machine: {r['machine']}.")
+    for note in r.get("notes", []):  # what was learned after it ran (set by hand)
+        doc.paragraph(f"**Note.** {note}")
     cmp_ = r["comparison"]
     doc.heading("Iso-accuracy: smallest cost each front reaches", 2)
     doc.paragraph("Cost as a fraction of dense, interpolated in log cost along each front's "
@@ -329,7 +331,8 @@ def write_summary(root: Path) -> Path:
                     for row in r["latency"]["rows"]]
             spm = sum(vals) / len(vals)
         # the folder, not the study's name: one study can have several benchmarks
-        link = f"[{path.parent.name}]({path.parent.name}/report.md)"
+        link = f"[{path.parent.name}]({path.parent.name}/report.md)" + (
+            " (see its note)" if r.get("notes") else "")
         diffs = [lv["diff"] for lv in r["comparison"]["per_level"] if lv["diff"] is not None]
         per_level = f"{min(diffs):+.2f} to {max(diffs):+.2f}" if diffs else "–"
         picks = [lv["pick_diff"] for lv in r["comparison"]["per_level"]
