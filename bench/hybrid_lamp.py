@@ -53,7 +53,8 @@ def main() -> None:
     dense = {**r["dense"], "test_acc": ws.baseline.test_acc, "val_acc": ws.baseline.val_acc}
 
     def committed(p: dict) -> Policy:
-        return space._policy(sparsity=p["policy"]["sparsity"], keep=p["policy"]["keep"])
+        return Policy(space.mode, p["policy"]["sparsity"], p["policy"]["keep"],
+                      space.model_dict, space.input_size, {})
 
     jobs = [("lamp", lv, space.baseline_policy("lamp", lv)) for lv in r["levels"]]
     jobs += [(args.heuristic, p["level"], committed(p)) for p in r["heuristics"][args.heuristic]]

@@ -231,10 +231,11 @@ def rewrite_bench(out_dir: Path, record=None, study_levels: list[float] | None =
 
 
 def _same_study(r: dict, record) -> bool:
-    """Is ``record`` the study benchmark results ``r`` were written from? By the study's
-    fingerprint, stored in results since it was; older results only trust a record for what
-    they lack (their confirmed heuristic trials): once stored, a study file changed since
-    (e.g. the demo's proxy steps) could name another study with the same name."""
+    """Is ``record`` the study the benchmark results ``r`` were written from? By the study's
+    fingerprint, which results store since commit 3ea9cca. Older results trust a record only
+    for what they lack, their confirmed heuristic trials: the study file may have changed
+    since, so that its name now holds another study (the demo's, after its proxy steps
+    changed)."""
     if "fingerprint" in r:
         return record.fingerprint == r["fingerprint"]
     return not r.get("confirmed_heuristics")
