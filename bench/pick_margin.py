@@ -33,6 +33,7 @@ def main() -> None:
     from autoprune.errors import StudyStateError
     from autoprune.search import PruneSearch
     from autoprune.search.config import load_config
+    from autoprune.workflow.bench import fits_level, within_std
 
     zs = [float(v) for v in args.z.split(",")]
     agg = {z: {"levels": 0, "within": 0, "diff_sum": 0.0, "searched_picks": 0} for z in zs}
@@ -62,11 +63,8 @@ def main() -> None:
         n = dict(zip(res["trial"], res["confirmed_n"]))
         used.append(name)
         for i, lv in enumerate(r["comparison"]["per_level"]):
-            def fits(p, lim=lv["limits"]):
-                return all(p[f"{a}_ratio"] <= c * (1 + 1e-9) for a, c in lim.items())
-
-            s_pool = [p for p in r["searched"] if fits(p)]
-            h_pool = [p for p in r["confirmed_heuristics"] if fits(p)]
+            s_pool = [p for p in r["searched"] if fits_level(p, lv["limits"])]
+            h_pool = [p for p in r["confirmed_heuristics"] if fits_level(p, lv["limits"])]
             best = r["heuristics"][lv["best_heuristic"]][i]
             hs = max(h_pool, key=lambda p: p["confirmed_acc"]) if h_pool else None
             ss = max(s_pool, key=lambda p: p["confirmed_acc"]) if s_pool else None
@@ -85,7 +83,7 @@ def main() -> None:
                 d = pick["test_mean"] - best["test_mean"]
                 a = agg[z]
                 a["levels"] += 1
-                a["within"] += d >= -math.hypot(pick["test_std"], best["test_std"]) - 1e-9
+                a["within"] += within_std(pick, best)
                 a["diff_sum"] += d
                 a["searched_picks"] += pick is ss
     lines = ["# The study's pick with a margin for searched trials", "",

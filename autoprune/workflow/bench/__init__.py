@@ -307,6 +307,20 @@ def level_limits(budget: dict, dense: dict, level: float, at_level: list[dict],
     return limits
 
 
+def fits_level(point: dict, limits: dict) -> bool:
+    """Does a finalized point fit a ladder level's ``limits`` (axis -> cap as a fraction of
+    dense, from :func:`level_limits`)?"""
+    return all(point[f"{a}_ratio"] <= cap * (1 + 1e-9) for a, cap in limits.items())
+
+
+def within_std(point: dict, best: dict) -> bool:
+    """Is ``point``'s TEST mean at least ``best``'s minus one standard deviation of their
+    difference, ``sqrt(sd_point^2 + sd_best^2)`` (the seed-to-seed spread of a difference
+    of two single fine-tunes)?"""
+    return bool(point["test_mean"] - best["test_mean"]
+                >= -math.hypot(point["test_std"], best["test_std"]) - 1e-9)
+
+
 def _compare(heuristics: dict, searched: list[dict], dense: dict, latency: dict | None,
              budget: dict, latency_macs_cap: float | None = None,
              confirmed_heuristics: list[dict] | None = None,
@@ -342,13 +356,10 @@ def _compare(heuristics: dict, searched: list[dict], dense: dict, latency: dict 
         h = heuristics[best_name][i]
         limits = level_limits(budget, dense, level, [pts[i] for pts in heuristics.values()],
                               latency_macs_cap)
-        def fits(p, limits=limits):
-            return all(p[f"{a}_ratio"] <= lim * (1 + 1e-9) for a, lim in limits.items())
-
-        cands = [p for p in searched if fits(p)]
+        cands = [p for p in searched if fits_level(p, limits)]
         s = max(cands, key=lambda p: p["test_mean"]) if cands else None
         n = len(h["test_accs"])
-        pool = cands + [p for p in confirmed_heuristics or [] if fits(p)]
+        pool = cands + [p for p in confirmed_heuristics or [] if fits_level(p, limits)]
         # a tie goes to the heuristic, as in the study's own report (workflow.report._pick)
         pick = (max(pool, key=lambda p: (p["confirmed_acc"], bool(p.get("baseline"))))
                 if pool and confirmed_heuristics is not None else None)
@@ -365,9 +376,7 @@ def _compare(heuristics: dict, searched: list[dict], dense: dict, latency: dict 
             "pick_diff": pick["test_mean"] - h["test_mean"] if pick else None,
             "pick_diff_se": float(np.sqrt((pick["test_std"] ** 2 + h["test_std"] ** 2) / n))
             if pick else None,
-            "pick_within_std": bool(pick["test_mean"] - h["test_mean"]
-                                    >= -math.hypot(pick["test_std"], h["test_std"]) - 1e-9)
-            if pick else None,
+            "pick_within_std": within_std(pick, h) if pick else None,
             "study_level": any(abs(level - v) < 1e-6 for v in study_levels)
             if study_levels is not None else None})
     ref_acc = dense["test_acc"] - 5.0
