@@ -87,12 +87,12 @@ def write_bench(results: dict, out: Path) -> Path:
     plots = [draw_fronts(front_plot_data(results, a), out / f"fronts_{a}.png",
                          f"{results['study']}: fronts, accuracy vs {a}") for a in axes]
     (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
-    (out / "report.md").write_text(_document(results, plots).to_markdown())
+    (out / "report.md").write_text(_document(results, plots, out).to_markdown())
     write_summary(out.parent)
     return out
 
 
-def _document(r: dict, plots: list[Path]) -> Document:
+def _document(r: dict, plots: list[Path], out: Path) -> Document:
     ft = r["finetune"]
     ft_text = f"{ft['steps']} steps" if ft["steps"] else f"{ft['epochs']} epoch(s)"
     doc = Document(title=f"bench {r['study']}")
@@ -103,7 +103,7 @@ def _document(r: dict, plots: list[Path]) -> Document:
                   f"the budget): {[round(v, 3) for v in r['levels']]}. Dense TEST accuracy "
                   f"{r['dense']['test_acc']:.2f} %.")
     doc.paragraph(f"Command: `autoprune bench {r['source'] or r['study']}"
-                  f"{_flags(r)}`. Machine: {r['machine']}.")
+                  f"{_flags(r, out)}`. Machine: {r['machine']}.")
     for note in r.get("notes", []):  # what was learned after it ran (set by hand)
         doc.paragraph(f"**Note.** {note}")
     cmp_ = r["comparison"]
@@ -201,15 +201,17 @@ def _document(r: dict, plots: list[Path]) -> Document:
     return doc
 
 
-def _flags(r: dict) -> str:
+def _flags(r: dict, out: Path) -> str:
     s = r["settings"]
+    # the folder is named after the study unless --out chose another
+    out_flag = f" --out {out.as_posix()}" if out.name != r["study"] else ""
     steps = r["finetune"]["steps"]
     sets = "".join(f" --set {o}" for o in r.get("overrides", [])
                    if not o.startswith("finalize.steps="))  # --finalize-steps says it
     rank = "".join(f" --{key.replace('_', '-')} " + ",".join(str(n) for n in s[key])
                    for key in RANK_OPTIONS if s.get(key))
     return sets + f" --seeds {len(s['seeds'])} --rank-policies {s['rank_policies']}" + rank + (
-        f" --finalize-steps {steps}" if steps else "")
+        f" --finalize-steps {steps}" if steps else "") + out_flag
 
 
 def _rank_section(doc: Document, rf: dict, r: dict) -> None:
