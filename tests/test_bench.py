@@ -100,6 +100,11 @@ def test_quick_bench_runs_resumes_and_reports(synthetic_idx_root, in_tmp, capsys
     (out / "results.json").write_text(json.dumps({**old, "fingerprint": {"proxy": "other"}}))
     assert main(["bench", str(study), "--rewrite"]) == 0
     assert json.loads((out / "results.json").read_text())["confirmed_heuristics"] == []
+    # results marked as from a study that is gone (fingerprint None): a later study of the
+    # same name and settings is another search, nothing is read from it either
+    (out / "results.json").write_text(json.dumps({**old, "fingerprint": None}))
+    assert main(["bench", str(study), "--rewrite"]) == 0
+    assert json.loads((out / "results.json").read_text())["confirmed_heuristics"] == []
     # a note added to results after the run (what was learned since) heads the report, and
     # the index points at it
     (out / "results.json").write_text(json.dumps({**r, "notes": ["Superseded by X."]}))
@@ -108,6 +113,13 @@ def test_quick_bench_runs_resumes_and_reports(synthetic_idx_root, in_tmp, capsys
     summary = (in_tmp / "reports" / "benchmarks" / "README.md").read_text()
     assert "[tinybench](tinybench/report.md) (see its note)" in summary
     (out / "results.json").write_text(json.dumps(r))
+    # written to another folder (--out), the report's command says so; the default does not
+    other = in_tmp / "reports" / "benchmarks" / "tinybench_other"
+    other.mkdir()
+    (other / "results.json").write_text(json.dumps(r))
+    assert main(["bench", str(study), "--rewrite", "--out", str(other)]) == 0
+    assert f"--finalize-steps 5 --out {other.as_posix()}`" in (other / "report.md").read_text()
+    assert "--out" not in (out / "report.md").read_text()
 
     # a second run evaluates nothing again; its report's command repeats its overrides
     capsys.readouterr()

@@ -235,7 +235,8 @@ def _same_study(r: dict, record) -> bool:
     fingerprint, which results store since commit 3ea9cca. Older results trust a record only
     for what they lack, their confirmed heuristic trials: the study file may have changed
     since, so that its name now holds another study (the demo's, after its proxy steps
-    changed)."""
+    changed). A fingerprint of ``None`` marks results whose study is gone: a later study of
+    the same name and settings is another search, so nothing is read from it."""
     if "fingerprint" in r:
         return record.fingerprint == r["fingerprint"]
     return not r.get("confirmed_heuristics")
