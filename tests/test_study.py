@@ -160,6 +160,37 @@ def test_hybrid_search_and_sensitivity_prior(synthetic_idx_root, in_tmp):
     assert search.results_["feasible"].all()
 
 
+def test_full_budget_compares_searched_trials_when_no_heuristic_is_feasible():
+    """Under a measured latency budget the heuristics built for the full budget can all miss
+    it by a hair (vgg_channel_latency50: 0.5002 and 0.502 of dense against 0.5): the study
+    still reports its best feasible searched trial there; below the full budget, with no
+    feasible heuristic to say what the level allows, nothing."""
+    import pandas as pd
+
+    from autoprune.search.confirmation import level_pairs
+    from autoprune.workflow.report import _pick
+
+    rows = [  # trial, baseline, level, feasible, confirmed %, size, MACs
+        (0, "uniform", 1.0, False, 92.0, 1.0, 10.0),
+        (1, "sensitivity", 1.0, False, 92.3, 1.0, 10.0),
+        (2, "uniform", 0.5, True, 90.0, 0.5, 5.0),
+        (3, "sensitivity", 0.7, False, 91.0, 0.7, 7.0),
+        (4, "", 1.0, True, 91.5, 0.9, 9.0),
+        (5, "", 1.0, True, 91.8, 0.6, 6.0),
+        (6, "", 1.0, False, 93.0, 1.2, 12.0),
+        (7, "", 1.0, True, 89.0, 0.4, 4.0),
+    ]
+    res = pd.DataFrame(rows, columns=["trial", "baseline", "level", "feasible",
+                                      "confirmed_acc", "size_mib", "macs"])
+    res["confirmed_std"] = 0.1
+    pairs = {p["level"]: p for p in level_pairs(res, (0.5, 0.7, 1.0))}
+    assert pairs[1.0]["heuristic_trial"] is None and pairs[1.0]["searched_trial"] == 5
+    assert _pick(pairs[1.0]) == "searched trial 5"
+    assert pairs[0.7]["heuristic_trial"] is None and pairs[0.7]["searched_trial"] is None
+    assert _pick(pairs[0.7]) == "–"
+    assert pairs[0.5]["heuristic_trial"] == 2 and pairs[0.5]["searched_trial"] == 7
+
+
 def test_heuristics_enqueued_at_every_ladder_level_and_compared_there(synthetic_idx_root,
                                                                      in_tmp):
     from autoprune.search.confirmation import level_pairs

@@ -62,7 +62,11 @@ def level_pairs(results: pd.DataFrame, levels: Sequence[float], acc: str = "conf
     """At each ladder level: the feasible heuristic trial built for it with the highest
     ``acc``, and the feasible searched trial with the highest ``acc`` among those that cost
     no more than that heuristic (size and MACs, within 0.5 %: the costs a policy is built
-    to; measured latency is too noisy to rank by). ``None`` where there is none."""
+    to; measured latency is too noisy to rank by). ``None`` where there is none. At the full
+    budget a searched trial is compared even when no heuristic built for it is feasible
+    (under a measured latency budget, heuristics projected onto the budget land on either
+    side of it): every feasible trial fits the full budget; below it, with no heuristic to
+    say what the level allows, none is."""
     feas = results[results["feasible"].astype(bool) & results[acc].notna()]
     out = []
     for level in levels:
@@ -72,7 +76,9 @@ def level_pairs(results: pd.DataFrame, levels: Sequence[float], acc: str = "conf
         if h is not None:
             srch = srch[(srch["size_mib"] <= h["size_mib"] * 1.005)
                         & (srch["macs"] <= h["macs"] * 1.005)]
-        t = srch.loc[srch[acc].idxmax()] if h is not None and len(srch) else None
+        elif level < 1.0 - 1e-9:
+            srch = srch.iloc[:0]
+        t = srch.loc[srch[acc].idxmax()] if len(srch) else None
         out.append({
             "level": level,
             "heuristic": h["baseline"] if h is not None else None,
