@@ -76,9 +76,8 @@ def level_pairs(results: pd.DataFrame, levels: Sequence[float], acc: str = "conf
         if h is not None:
             srch = srch[(srch["size_mib"] <= h["size_mib"] * 1.005)
                         & (srch["macs"] <= h["macs"] * 1.005)]
-        elif level < 1.0 - 1e-9:
-            srch = srch.iloc[:0]
-        t = srch.loc[srch[acc].idxmax()] if len(srch) else None
+        compared = h is not None or level >= 1.0 - 1e-9  # the full budget: any feasible trial
+        t = srch.loc[srch[acc].idxmax()] if compared and len(srch) else None
         out.append({
             "level": level,
             "heuristic": h["baseline"] if h is not None else None,

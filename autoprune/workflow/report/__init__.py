@@ -71,10 +71,11 @@ def level_table(search: PruneSearch) -> pd.DataFrame:
 
 def _pick(pair: dict) -> str:
     """The trial the study would ship at that level: the better confirmed of the two."""
-    if pair["heuristic_trial"] is None:  # no heuristic feasible there
-        return "–" if pair["searched_trial"] is None else f"searched trial {pair['searched_trial']}"
-    if pair["searched_trial"] is not None and pair["searched_acc"] > pair["heuristic_acc"]:
+    if pair["searched_trial"] is not None and (pair["heuristic_trial"] is None  # none feasible
+                                               or pair["searched_acc"] > pair["heuristic_acc"]):
         return f"searched trial {pair['searched_trial']}"
+    if pair["heuristic_trial"] is None:
+        return "–"
     return f"{pair['heuristic']} (trial {pair['heuristic_trial']})"
 
 
