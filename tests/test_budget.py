@@ -95,3 +95,36 @@ def test_latency_table_measures_each_group_alone_and_fits_its_scale():
         assert table.predict(keep) == pytest.approx(truth, rel=0.2)
     assert table.scale < 1  # the summed savings count shared layers twice
     assert LatencyTable.from_dict(table.to_dict()) == table
+
+
+def test_latency_refit_shrinks_the_cap_until_the_measured_structure_fits():
+    """A structure measured slower than (1 - margin) x the cap is projected again onto a
+    structural-MACs cap scaled by (target / measured) ** 1.5, until it fits, the tries run
+    out or the cap reaches the smallest policy; each measurement is recorded."""
+    from autoprune.search.calibration import LatencyRefit
+
+    made = []
+
+    def make(scale):
+        made.append(scale)
+        return {"scale": scale}
+
+    def ms(policy):  # a fixed part the MACs do not remove, as on a real CPU
+        return 0.2 + 0.8 * policy["scale"]
+
+    policy, steps = LatencyRefit(0.7, ms, tries=3, margin=0.03).fit(make)
+    target = 0.97 * 0.7
+    first = (target / 1.0) ** 1.5
+    assert [s["scale"] for s in steps] == pytest.approx([1.0, first])
+    assert steps[0]["ms"] == pytest.approx(1.0) and steps[1]["ms"] <= target
+    assert policy == {"scale": pytest.approx(first)} and made == pytest.approx([1.0, first])
+
+    # already fast enough: measured once, left as proposed
+    policy, steps = LatencyRefit(2.0, ms, tries=3).fit(make)
+    assert policy == {"scale": 1.0} and len(steps) == 1
+    # tries run out: the last policy is kept (its constraint will say it misses)
+    policy, steps = LatencyRefit(0.1, ms, tries=2).fit(make)
+    assert len(steps) == 3 and steps[-1]["ms"] > 0.1 and policy["scale"] == steps[-1]["scale"]
+    # never below the smallest policy's scale
+    policy, steps = LatencyRefit(0.1, ms, tries=5, min_scale=0.5).fit(make)
+    assert [s["scale"] for s in steps][-1] == 0.5 and len(steps) == 2

@@ -414,7 +414,7 @@ def test_ratio_latency_budget_times_candidates_interleaved_with_dense(
     # only ~9 % faster than dense, and a 0.9 budget failed under a loaded CI machine.
     raw = tiny_raw(synthetic_idx_root, search={"mode": "channel", "prior": "uniform",
                                                 "trials": 3}, budget=budget,
-                   latency={"batch_size": 32})
+                   latency={"batch_size": 32, "refit": 0})
     search = PruneSearch(config_from_dict(raw, "interleaved"), progress=False).run()
     lat = search.results_["latency_ms"].tolist()
     dense = search.record_.dense.latency_ms
@@ -599,3 +599,59 @@ def test_a_loaded_study_rebuilds_the_space_it_searched(synthetic_idx_root, in_tm
         for level in cfg.search.levels:
             assert space.baseline_policy(name, level).keep == pytest.approx(
                 ran.space_.baseline_policy(name, level).keep)
+
+
+def _slow_structures(monkeypatch, cap_ratio: float):
+    """Latency as a real CPU shows it on odd channel counts: ``dense x macs_ratio ** 0.7``
+    (slower than the MACs line of the calibration, faked to say ``cap_ratio`` of the dense
+    MACs meets the budget). Returns the MACs ratio of a model."""
+    import autoprune.search.plan as plan
+
+    dense = {}
+
+    def cap(model, x, *a, **kw):
+        dense["macs"] = count_macs(model, tuple(x.shape[1:]))
+        return cap_ratio * dense["macs"]
+
+    def ratio(model):
+        return count_macs(model, (1, 28, 28)) / dense["macs"]
+
+    monkeypatch.setattr(plan, "latency_macs_cap", cap)
+    monkeypatch.setattr(ProxyScorer, "measure_latency",
+                        lambda self, model: self.dense_latency_ms * ratio(model) ** 0.7)
+    return ratio
+
+
+def test_latency_refit_projects_slow_structures_again_before_fine_tuning(
+        synthetic_idx_root, in_tmp, monkeypatch):
+    """Under a latency budget, each channel trial's structure is timed before its fine-tune
+    and, while slower than (1 - margin) x the cap, projected again onto a smaller MACs cap:
+    heuristics and searched trials the MACs line built too slow become feasible; with
+    ``latency.refit = 0`` they stay infeasible."""
+    _slow_structures(monkeypatch, 0.6)
+    results = {}
+    for refit in (0, 3):
+        raw = tiny_raw(synthetic_idx_root, search={"mode": "channel", "prior": "uniform",
+                                                    "trials": 5, "sweep": False},
+                       latency={"refit": refit})
+        raw["budget"] = {"latency": 0.6}
+        search = PruneSearch(config_from_dict(raw, f"refit{refit}"), progress=False).run()
+        results[refit] = search
+    off, on = results[0], results[3]
+    assert not off.results_["feasible"].all()  # the line's cap is too loose here
+    dense_ms = on.record_.dense.latency_ms
+    for t in on.study_.trials:
+        steps = t.user_attrs["latency_refit"]
+        assert steps[0]["scale"] == 1.0
+        assert all(a["ms"] > 0.97 * 0.6 * dense_ms for a in steps[:-1])  # refit only if slow
+        assert steps[-1]["ms"] <= 0.97 * 0.6 * dense_ms
+        assert len(steps) > 1 or steps[0]["ms"] <= 0.97 * 0.6 * dense_ms
+        assert t.user_attrs["latency_ms"] == pytest.approx(steps[-1]["ms"])
+    assert on.results_["feasible"].all()
+    assert any(len(t.user_attrs["latency_refit"]) > 1 for t in on.study_.trials)
+    # the same heuristics, refitted: fewer MACs than without the refit
+    macs = {r: res.results_.set_index("baseline")["macs"] for r, res in results.items()}
+    assert (macs[3]["uniform"] < macs[0]["uniform"]
+            and macs[3]["global_ranking"] < macs[0]["global_ranking"])
+    assert "latency_refit" not in off.study_.trials[0].user_attrs
+    assert off.cfg.fingerprint()["latency"] != on.cfg.fingerprint()["latency"]

@@ -239,6 +239,11 @@ class LatencySettings:
     Args:
         backend: ``torch`` (eager PyTorch, on ``device``) or ``onnxruntime`` (the model
             exported to ONNX and run by ONNX Runtime on the CPU; needs ``autoprune[onnx]``).
+        refit: Under a latency budget, a channel (or hybrid) trial's pruned structure is
+            timed before it is fine-tuned; while it is slower than ``(1 - refit_margin)`` x
+            the cap, the policy is projected again onto a smaller structural-MACs cap, at most
+            ``refit`` times (0: off; the MACs line alone decides, as before).
+        refit_margin: Fraction of the latency cap kept in reserve for measurement noise.
     """
 
     device: str = "cpu"
@@ -246,6 +251,8 @@ class LatencySettings:
     threads: int = 1
     min_run_time: float = 0.3
     backend: str = "torch"
+    refit: int = 3
+    refit_margin: float = 0.03
 
     def __post_init__(self) -> None:
         if self.batch_size <= 0 or self.threads <= 0 or not self.min_run_time > 0:
@@ -255,6 +262,13 @@ class LatencySettings:
             raise ConfigError(f"latency.device must be cpu, cuda or cuda:N, got "
                               f"{self.device!r}.")
         _choice("latency.backend", self.backend, ("torch", "onnxruntime"))
+        if isinstance(self.refit, bool) or not isinstance(self.refit, int) or self.refit < 0:
+            raise ConfigError(f"latency.refit must be a whole number >= 0 (0: off), got "
+                              f"{self.refit!r}.")
+        if isinstance(self.refit_margin, bool) or not isinstance(self.refit_margin, int | float) \
+                or not 0.0 <= self.refit_margin < 0.5:
+            raise ConfigError(f"latency.refit_margin must be in [0, 0.5), got "
+                              f"{self.refit_margin!r}.")
         if self.backend == "onnxruntime":
             if self.device != "cpu":
                 raise ConfigError(f"latency.backend = 'onnxruntime' runs on the CPU: set "
@@ -342,7 +356,19 @@ class StudyConfig:
                           *([f"round_to={s.round_to}"] if s.round_to else [])],
                 "proxy": [p.steps, p.lr, p.batch_size, p.val_limit, p.recalibrate, p.seed,
                           *distill_key(p)],
-                "latency": self.latency.fingerprint()}
+                "latency": self.latency.fingerprint() + self._refit_key()}
+
+    def refits_latency(self) -> bool:
+        """Whether trials' structures are timed and re-projected onto the latency budget
+        (``latency.refit``): only channel structures under a latency budget."""
+        return bool(self.latency.refit) and self.search.mode != "fine" \
+            and "latency" in self.budget.axes()
+
+    def _refit_key(self) -> str:
+        # absent where it does nothing, so studies made before it existed keep their key
+        lat = self.latency
+        return (f" refit={lat.refit} margin={lat.refit_margin!r}" if self.refits_latency()
+                else "")
 
     def advice(self) -> list[str]:
         """Settings that are valid but probably not what the user wants, one sentence each

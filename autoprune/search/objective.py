@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import optuna
 
 from autoprune.search.budget import AXES, Budget
+from autoprune.search.calibration import LatencyRefit
 from autoprune.search.record import DenseReference, StudyRecord, TrialView
 from autoprune.search.scoring import ProxyScorer
 from autoprune.search.space import SearchSpace
@@ -31,24 +32,33 @@ class Objective:
         objectives: Objective names, in the study's order.
         prefilter: Skip the fine-tune of a searched trial whose additive scan estimate is this
             many points below the best feasible proxy accuracy so far (0: never).
+        refit: ``(tries, margin)`` of a :class:`LatencyRefit` of each channel structure onto
+            the latency budget before fine-tuning (``None``: off).
     """
 
     def __init__(self, space: SearchSpace, scorer: ProxyScorer, budget: Budget,
-                 dense: DenseReference, objectives: Sequence[str], prefilter: float = 0.0
-                 ) -> None:
+                 dense: DenseReference, objectives: Sequence[str], prefilter: float = 0.0,
+                 refit: tuple[int, float] | None = None) -> None:
         self.space = space
         self.scorer = scorer
         self.budget = budget
         self.dense = dense.to_dict()
         self.objectives = tuple(objectives)
         self.prefilter = prefilter
+        self.refit = refit
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         view = TrialView(trial)
         view.set_worker(socket.gethostname(), os.getpid())
         name = view.baseline
-        policy = (self.space.baseline_policy(name, view.level) if name
-                  else self.space.sample(trial))
+
+        def make(scale: float):
+            space = self.space.tightened(scale)
+            return space.baseline_policy(name, view.level) if name else space.sample(trial)
+
+        policy = make(1.0)
+        if self.refit is not None and policy.keep:
+            policy = self._refit(view, make)
         view.set_policy(policy)
         if self.prefilter > 0 and not name:
             self._maybe_skip(trial, view, policy)
@@ -59,6 +69,15 @@ class Objective:
         self._constrain(trial, measured)
         return tuple(score.accuracy if o == "accuracy" else float(measured[AXES[o].key])
                      for o in self.objectives)
+
+    def _refit(self, view: TrialView, make):
+        tries, margin = self.refit
+        fit = LatencyRefit(self.budget.caps(self.dense)["latency_ms"],
+                           self.scorer.structure_latency, tries, margin,
+                           self.space.min_structural_scale(view.level))
+        policy, steps = fit.fit(make)
+        view.set_refit(steps)
+        return policy
 
     def _constrain(self, trial: optuna.Trial, measured: dict[str, float]) -> None:
         for k, v in self.budget.constraints(self.dense, measured).items():

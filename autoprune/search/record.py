@@ -39,6 +39,7 @@ _BASELINE = "baseline"
 _LEVEL = "level"
 _POLICY = "policy"
 _ESTIMATE = "estimate"
+_REFIT = "latency_refit"
 _WORKER = "worker"
 _LATENCY_CAP = "latency_cap"
 
@@ -182,6 +183,15 @@ class TrialView:
 
     def set_policy(self, policy: Policy) -> None:
         self.trial.set_user_attr(_POLICY, policy.to_dict())
+
+    @property
+    def refit(self) -> list[dict[str, float]]:
+        """The latency refit's measurements of the trial's structure before fine-tuning
+        (``[{"scale", "ms"}]``, first the trial as proposed; empty when none ran)."""
+        return self.trial.user_attrs.get(_REFIT, [])
+
+    def set_refit(self, steps: list[dict[str, float]]) -> None:
+        self.trial.set_user_attr(_REFIT, steps)
 
     def set_estimate(self, estimate: float) -> None:
         self.trial.set_user_attr(_ESTIMATE, estimate)

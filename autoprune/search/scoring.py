@@ -21,6 +21,7 @@ from torch import nn
 
 from autoprune.engine.metrics import LatencyResult, count_macs, count_nonzero, model_size_mib
 from autoprune.engine.policy import Policy, get_mode
+from autoprune.engine.prune import channel_prune
 from autoprune.search.workspace import Workspace
 from autoprune.train import TrainRecipe, evaluate, recalibrate_bn, train
 
@@ -137,6 +138,13 @@ class ProxyScorer:
         if self.ws.cfg.budget.latency is None:
             return self.ws.measure_latency(model).median_ms
         return self.dense_latency_ms / self.ws.measure_speedup(model, repeats=1).speedup
+
+    def structure_latency(self, policy: Policy) -> float:
+        """Latency in ms of ``policy``'s channel structure (the baseline's channels pruned,
+        no fine-tune: latency does not depend on the weights), measured as
+        :meth:`measure_latency` measures a trial."""
+        model = channel_prune(self.ws.baseline.model, policy.keep, self.ws.example_input())
+        return self.measure_latency(model.eval())
 
 
 class Finetuned(NamedTuple):

@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from functools import cached_property
 
@@ -91,6 +92,27 @@ class SearchSpace:
         other.__dict__.pop("prior", None)
         other.model, other.limits, other.scan = model, limits, scan
         return other
+
+    def tightened(self, scale: float) -> SearchSpace:
+        """The same space with its structural-MACs cap (a latency budget's stand-in) scaled
+        by ``scale``, the other caps unchanged (:class:`~autoprune.search.calibration.
+        LatencyRefit` re-projects a trial whose structure measured too slow onto it)."""
+        if scale == 1.0 or self.limits.structural_macs is None:
+            return self
+        other = copy.copy(self)
+        other.__dict__.pop("prior", None)
+        other.limits = dataclasses.replace(
+            self.limits, structural_macs=self.limits.structural_macs * scale)
+        return other
+
+    def min_structural_scale(self, factor: float = 1.0) -> float:
+        """The smallest :meth:`tightened` scale at which a policy within the search bounds
+        still meets ``factor`` x the structural-MACs cap."""
+        cap = self.limits.structural_macs
+        structural = self.smallest()[2]
+        if not cap or structural is None:
+            return 0.0
+        return min(1.0, structural * (1 + 1e-9) / (cap * factor))
 
     # ------------------------------------------------------------------ cost models
 

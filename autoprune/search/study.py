@@ -196,8 +196,9 @@ class PruneSearch:
 
     def _optimize(self, study: optuna.Study) -> None:
         cfg = self.cfg
+        refit = (cfg.latency.refit, cfg.latency.refit_margin) if cfg.refits_latency() else None
         objective = Objective(self.space_, self.scorer_, cfg.budget, self.record_.dense,
-                              cfg.search.objectives, cfg.search.prefilter)
+                              cfg.search.objectives, cfg.search.prefilter, refit)
         optimize(study, objective, cfg, progress=self.progress)
 
     def confirm(self) -> pd.DataFrame:
