@@ -654,4 +654,9 @@ def test_latency_refit_projects_slow_structures_again_before_fine_tuning(
     assert (macs[3]["uniform"] < macs[0]["uniform"]
             and macs[3]["global_ranking"] < macs[0]["global_ranking"])
     assert "latency_refit" not in off.study_.trials[0].user_attrs
+    summary = on.record_.refit_summary()
+    assert summary["trials"] == summary["passed"] == summary["passed_met"] == 5
+    assert summary["refitted"] == sum(len(t.user_attrs["latency_refit"]) > 1
+                                      for t in on.study_.trials) >= 1
+    assert off.record_.refit_summary() is None
     assert off.cfg.fingerprint()["latency"] != on.cfg.fingerprint()["latency"]

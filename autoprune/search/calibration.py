@@ -200,11 +200,16 @@ class LatencyRefit:
     margin: float = 0.03
     min_scale: float = 0.0
 
+    @property
+    def target_ms(self) -> float:
+        """The latency a structure must measure at most: ``(1 - margin) x cap_ms``."""
+        return (1.0 - self.margin) * self.cap_ms
+
     def fit(self, make: Callable[[float], Policy]) -> tuple[Policy, list[dict[str, float]]]:
         """``(policy, steps)``: the policy ``make(scale)`` (``scale``: of the structural-MACs
         cap; 1 = the trial as proposed) that met the target, or the last one tried; ``steps``
         lists each measurement as ``{"scale", "ms"}``."""
-        target = (1.0 - self.margin) * self.cap_ms
+        target = self.target_ms
         scale, policy, steps = 1.0, make(1.0), []
         for i in range(self.tries + 1):
             ms = float(self.measure(policy))

@@ -76,7 +76,7 @@ class Objective:
                            self.scorer.structure_latency, tries, margin,
                            self.space.min_structural_scale(view.level))
         policy, steps = fit.fit(make)
-        view.set_refit(steps)
+        view.set_refit(steps, passed=steps[-1]["ms"] <= fit.target_ms)
         return policy
 
     def _constrain(self, trial: optuna.Trial, measured: dict[str, float]) -> None:

@@ -25,6 +25,7 @@ import pandas as pd
 
 from autoprune.engine.policy import Policy
 from autoprune.errors import ConfigError
+from autoprune.search.budget import KINDS
 
 __all__ = ["DenseReference", "Confirmation", "FinalDense", "FinalPoint", "StudyRecord",
            "TrialView", "RESULT_COLUMNS"]
@@ -40,6 +41,7 @@ _LEVEL = "level"
 _POLICY = "policy"
 _ESTIMATE = "estimate"
 _REFIT = "latency_refit"
+_REFIT_PASSED = "latency_refit_passed"
 _WORKER = "worker"
 _LATENCY_CAP = "latency_cap"
 
@@ -190,8 +192,10 @@ class TrialView:
         (``[{"scale", "ms"}]``, first the trial as proposed; empty when none ran)."""
         return self.trial.user_attrs.get(_REFIT, [])
 
-    def set_refit(self, steps: list[dict[str, float]]) -> None:
+    def set_refit(self, steps: list[dict[str, float]], passed: bool) -> None:
+        """Record the refit's measurements and whether the last met its target."""
         self.trial.set_user_attr(_REFIT, steps)
+        self.trial.set_user_attr(_REFIT_PASSED, passed)
 
     def set_estimate(self, estimate: float) -> None:
         self.trial.set_user_attr(_ESTIMATE, estimate)
@@ -283,6 +287,22 @@ class StudyRecord:
     def views(self, states: tuple[optuna.trial.TrialState, ...] | None = None
               ) -> list[TrialView]:
         return [TrialView(t) for t in self.study.get_trials(deepcopy=False, states=states)]
+
+    def refit_summary(self) -> dict[str, int] | None:
+        """What the latency refit did over the complete trials (``None``: it never ran):
+        ``trials`` timed before fine-tuning, ``refitted`` projected again, ``passed`` whose
+        last structure met the refit's target, and ``passed_met``: of those, the ones whose
+        latency measured after fine-tuning met every latency budget."""
+        ts = optuna.trial.TrialState
+        views = [v for v in self.views((ts.COMPLETE,)) if v.refit]
+        if not views:
+            return None
+        passed = [v for v in views if v.trial.user_attrs.get(_REFIT_PASSED)]
+        latency = [k for k in KINDS if KINDS[k].axis == "latency"]
+        met = [v for v in passed
+               if all(c <= 0 for k, c in v.trial.constraints.items() if k in latency)]
+        return {"trials": len(views), "refitted": sum(len(v.refit) > 1 for v in views),
+                "passed": len(passed), "passed_met": len(met)}
 
     def baselines_present(self) -> set[tuple[str, float]]:
         """``(name, level)`` of the baselines already complete, queued or running (never

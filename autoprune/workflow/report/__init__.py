@@ -118,6 +118,14 @@ def write_report(search: PruneSearch, out_dir: Path | None = None,
                   f"{fin.test_acc if fin else float('nan'):.2f} %, {dense.size_mib:.3f} MiB, "
                   f"{dense.macs / 1e6:.2f} M MACs, {dense.latency_ms:.3f} ms ({lat.device}, "
                   f"batch {lat.batch_size}, {lat.threads} threads).")
+    refit = record.refit_summary()
+    if refit is not None:
+        doc.paragraph(
+            f"Latency refit: {refit['trials']} channel structures timed before fine-tuning, "
+            f"{refit['refitted']} projected again onto a smaller MACs cap (at most "
+            f"{lat.refit} times, target {1 - lat.refit_margin:.2f} x the latency cap); "
+            f"{refit['passed']} met that target, and {refit['passed_met']} of those met the "
+            f"latency budget again when the trial was measured after fine-tuning.")
     doc.heading("Finalized points (TEST split, full fine-tune)", 2)
     doc.table(list(table.columns), table.values.tolist(),
               empty="_No finalized points yet: run `autoprune finalize`._")
