@@ -659,4 +659,9 @@ def test_latency_refit_projects_slow_structures_again_before_fine_tuning(
     assert summary["refitted"] == sum(len(t.user_attrs["latency_refit"]) > 1
                                       for t in on.study_.trials) >= 1
     assert off.record_.refit_summary() is None
+    # what the benchmark's heuristic ladder builds: the study's own heuristic trial's policy
+    for search in (off, on):
+        trial = int(search.results_.set_index("baseline").loc["uniform", "trial"])
+        assert search.heuristic_policy("uniform", 1.0).keep == pytest.approx(
+            search.record_.trial(trial).policy.keep)
     assert off.cfg.fingerprint()["latency"] != on.cfg.fingerprint()["latency"]

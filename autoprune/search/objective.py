@@ -18,7 +18,18 @@ from autoprune.search.record import DenseReference, StudyRecord, TrialView
 from autoprune.search.scoring import ProxyScorer
 from autoprune.search.space import SearchSpace
 
-__all__ = ["Objective"]
+__all__ = ["Objective", "latency_refit"]
+
+
+def latency_refit(space: SearchSpace, scorer: ProxyScorer, budget: Budget,
+                  dense: dict[str, float], refit: tuple[int, float], level: float
+                  ) -> LatencyRefit:
+    """The :class:`LatencyRefit` of a trial built for ``level`` x the budget: its structures
+    timed as the scorer times a trial, against the budget's latency cap (``dense``: the
+    study's dense reference as a dict), ``refit`` = ``(tries, margin)``."""
+    tries, margin = refit
+    return LatencyRefit(budget.caps(dense)["latency_ms"], scorer.structure_latency, tries,
+                        margin, space.min_structural_scale(level))
 
 
 class Objective:
@@ -71,10 +82,8 @@ class Objective:
                      for o in self.objectives)
 
     def _refit(self, view: TrialView, make):
-        tries, margin = self.refit
-        fit = LatencyRefit(self.budget.caps(self.dense)["latency_ms"],
-                           self.scorer.structure_latency, tries, margin,
-                           self.space.min_structural_scale(view.level))
+        fit = latency_refit(self.space, self.scorer, self.budget, self.dense, self.refit,
+                            view.level)
         policy, steps = fit.fit(make)
         view.set_refit(steps, passed=steps[-1]["ms"] <= fit.target_ms)
         return policy

@@ -144,7 +144,7 @@ def run_bench(search: PruneSearch, settings: BenchSettings, out_dir: Path, *,
     for name in names:
         heuristics[name] = []
         for level in levels:
-            policy = space.baseline_policy(name, level)
+            policy = search.heuristic_policy(name, level)  # latency refit included
             heuristics[name].append({"level": level, **_finalized(ev, policy, settings.seeds,
                                                                    dense)})
             bar.update(1)
