@@ -128,3 +128,18 @@ def test_latency_refit_shrinks_the_cap_until_the_measured_structure_fits():
     # never below the smallest policy's scale
     policy, steps = LatencyRefit(0.1, ms, tries=5, min_scale=0.5).fit(make)
     assert [s["scale"] for s in steps][-1] == 0.5 and len(steps) == 2
+
+
+def test_latency_refit_confirms_a_slow_measurement_before_reprojecting():
+    """A single slow run (a spike of a shared CPU) is measured twice more, and the median
+    decides: a structure that is fast enough is not re-projected because of one spike."""
+    from autoprune.search.calibration import LatencyRefit
+
+    runs = iter([1.5, 0.6, 0.62])  # a spike, then two ordinary runs
+
+    policy, steps = LatencyRefit(0.7, lambda p: next(runs), tries=3).fit(lambda s: {"s": s})
+    assert policy == {"s": 1.0} and steps == [{"scale": 1.0, "ms": 0.62}]
+    runs = iter([1.5, 0.6, 0.62])
+    _, steps = LatencyRefit(0.7, lambda p: next(runs), tries=3, confirm=0).fit(
+        lambda s: {"s": s})
+    assert steps[0]["ms"] == 1.5 and len(steps) == 2  # without confirmation: re-projected

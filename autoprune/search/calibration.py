@@ -192,6 +192,10 @@ class LatencyRefit:
         margin: Fraction of the cap kept in reserve for measurement noise.
         min_scale: The smallest scale of the structural-MACs cap with a policy within the
             search bounds (the smallest policy's structural MACs over the cap).
+        confirm: Further measurements of a structure measured slower than the target; the
+            median of all decides (single runs on a shared CPU spike: on
+            ``vgg_channel_latency50`` a re-projected, smaller structure once measured 1.47 ms
+            after 0.91 ms for the larger one).
     """
 
     cap_ms: float
@@ -199,6 +203,7 @@ class LatencyRefit:
     tries: int = 3
     margin: float = 0.03
     min_scale: float = 0.0
+    confirm: int = 2
 
     @property
     def target_ms(self) -> float:
@@ -213,6 +218,9 @@ class LatencyRefit:
         scale, policy, steps = 1.0, make(1.0), []
         for i in range(self.tries + 1):
             ms = float(self.measure(policy))
+            if ms > target and self.confirm:  # one slow run is often a spike: confirm it
+                ms = float(np.median([ms, *(self.measure(policy)
+                                             for _ in range(self.confirm))]))
             steps.append({"scale": scale, "ms": ms})
             if ms <= target or i == self.tries or scale <= self.min_scale:
                 break
