@@ -12,24 +12,14 @@ from collections.abc import Sequence
 
 import optuna
 
+from autoprune.engine.policy import Policy
 from autoprune.search.budget import AXES, Budget
 from autoprune.search.calibration import LatencyRefit
 from autoprune.search.record import DenseReference, StudyRecord, TrialView
 from autoprune.search.scoring import ProxyScorer
 from autoprune.search.space import SearchSpace
 
-__all__ = ["Objective", "latency_refit"]
-
-
-def latency_refit(space: SearchSpace, scorer: ProxyScorer, budget: Budget,
-                  dense: dict[str, float], refit: tuple[int, float], level: float
-                  ) -> LatencyRefit:
-    """The :class:`LatencyRefit` of a trial built for ``level`` x the budget: its structures
-    timed as the scorer times a trial, against the budget's latency cap (``dense``: the
-    study's dense reference as a dict), ``refit`` = ``(tries, margin)``."""
-    tries, margin = refit
-    return LatencyRefit(budget.caps(dense)["latency_ms"], scorer.structure_latency, tries,
-                        margin, space.min_structural_scale(level))
+__all__ = ["Objective"]
 
 
 class Objective:
@@ -62,14 +52,9 @@ class Objective:
         view = TrialView(trial)
         view.set_worker(socket.gethostname(), os.getpid())
         name = view.baseline
-
-        def make(scale: float):
-            space = self.space.tightened(scale)
-            return space.baseline_policy(name, view.level) if name else space.sample(trial)
-
-        policy = make(1.0)
-        if self.refit is not None and policy.keep:
-            policy = self._refit(view, make)
+        policy, steps, passed = self.build(name, view.level, trial)
+        if steps:
+            view.set_refit(steps, passed)
         view.set_policy(policy)
         if self.prefilter > 0 and not name:
             self._maybe_skip(trial, view, policy)
@@ -81,12 +66,26 @@ class Objective:
         return tuple(score.accuracy if o == "accuracy" else float(measured[AXES[o].key])
                      for o in self.objectives)
 
-    def _refit(self, view: TrialView, make):
-        fit = latency_refit(self.space, self.scorer, self.budget, self.dense, self.refit,
-                            view.level)
+    def build(self, name: str, level: float, trial: optuna.Trial | None = None
+              ) -> tuple[Policy, list[dict[str, float]], bool]:
+        """``(policy, steps, passed)``: heuristic ``name``'s policy at ``level`` x the budget
+        (``name = ""``: sampled from ``trial``), re-projected by the latency refit when it is
+        on (see :class:`LatencyRefit`); ``steps``: its measurements (empty when none ran),
+        ``passed``: whether the last met the refit's target."""
+
+        def make(scale: float) -> Policy:
+            space = self.space.tightened(scale)
+            return space.baseline_policy(name, level) if name else space.sample(trial)
+
+        policy = make(1.0)
+        if self.refit is None or not policy.keep:
+            return policy, [], False
+        tries, margin = self.refit
+        fit = LatencyRefit(self.budget.caps(self.dense)["latency_ms"],
+                           self.scorer.structure_latency, tries, margin,
+                           self.space.min_structural_scale(level))
         policy, steps = fit.fit(make)
-        view.set_refit(steps, passed=steps[-1]["ms"] <= fit.target_ms)
-        return policy
+        return policy, steps, steps[-1]["ms"] <= fit.target_ms
 
     def _constrain(self, trial: optuna.Trial, measured: dict[str, float]) -> None:
         for k, v in self.budget.constraints(self.dense, measured).items():

@@ -26,7 +26,7 @@ from autoprune.errors import ConfigError, StudyStateError
 from autoprune.search import artifacts, confirmation, promotion, selection
 from autoprune.search.budget import objective_direction
 from autoprune.search.config import StudyConfig, load_config
-from autoprune.search.objective import Objective, latency_refit
+from autoprune.search.objective import Objective
 from autoprune.search.optimize import optimize
 from autoprune.search.plan import plan_space
 from autoprune.search.record import StudyRecord
@@ -195,24 +195,18 @@ class PruneSearch:
         self._optimize(self._prepare(coordinator=False))
 
     def _optimize(self, study: optuna.Study) -> None:
-        cfg = self.cfg
-        objective = Objective(self.space_, self.scorer_, cfg.budget, self.record_.dense,
-                              cfg.search.objectives, cfg.search.prefilter, self._refit())
-        optimize(study, objective, cfg, progress=self.progress)
+        optimize(study, self._objective(), self.cfg, progress=self.progress)
 
-    def _refit(self) -> tuple[int, float] | None:
-        lat = self.cfg.latency
-        return (lat.refit, lat.refit_margin) if self.cfg.refits_latency() else None
+    def _objective(self) -> Objective:
+        cfg, lat = self.cfg, self.cfg.latency
+        refit = (lat.refit, lat.refit_margin) if cfg.refits_latency() else None
+        return Objective(self.space_, self.scorer_, cfg.budget, self.record_.dense,
+                         cfg.search.objectives, cfg.search.prefilter, refit)
 
     def heuristic_policy(self, name: str, level: float = 1.0) -> Policy:
         """The policy a trial enqueued for heuristic ``name`` at ``level`` x the budget
-        scores, latency refit included (timed here; see :class:`LatencyRefit`)."""
-        refit = self._refit()
-        if refit is None:
-            return self.space_.baseline_policy(name, level)
-        fit = latency_refit(self.space_, self.scorer_, self.cfg.budget,
-                            self.record_.dense.to_dict(), refit, level)
-        return fit.fit(lambda s: self.space_.tightened(s).baseline_policy(name, level))[0]
+        scores, latency refit included (timed here, as the trial's objective builds it)."""
+        return self._objective().build(name, level)[0]
 
     def confirm(self) -> pd.DataFrame:
         """Promote the best trials of each level through ``proxy.rungs`` (see
