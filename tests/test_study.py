@@ -629,15 +629,31 @@ def test_latency_refit_projects_slow_structures_again_before_fine_tuning(
     heuristics and searched trials the MACs line built too slow become feasible; with
     ``latency.refit = 0`` they stay infeasible."""
     _slow_structures(monkeypatch, 0.6)
-    results = {}
+    timed, structures = ProxyScorer.measure_latency, ProxyScorer.structure_latency
+    calls = {}
+
+    def count(key, fn):
+        def wrapped(self, *a):
+            calls[key] = calls.get(key, 0) + 1
+            return fn(self, *a)
+        return wrapped
+
+    monkeypatch.setattr(ProxyScorer, "measure_latency", count("timed", timed))
+    monkeypatch.setattr(ProxyScorer, "structure_latency", count("structure", structures))
+    results, timings = {}, {}
     for refit in (0, 3):
+        calls.clear()
         raw = tiny_raw(synthetic_idx_root, search={"mode": "channel", "prior": "uniform",
                                                     "trials": 5, "sweep": False},
                        latency={"refit": refit})
         raw["budget"] = {"latency": 0.6}
         search = PruneSearch(config_from_dict(raw, f"refit{refit}"), progress=False).run()
-        results[refit] = search
+        results[refit], timings[refit] = search, dict(calls)
     off, on = results[0], results[3]
+    # with the refit, a trial's latency is its structure's last measurement: nothing is timed
+    # again after fine-tuning (without it, each trial is timed once, after fine-tuning)
+    assert timings[3]["timed"] == timings[3]["structure"] >= 5
+    assert timings[0] == {"timed": 5}
     assert not off.results_["feasible"].all()  # the line's cap is too loose here
     dense_ms = on.record_.dense.latency_ms
     for t in on.study_.trials:
@@ -656,6 +672,7 @@ def test_latency_refit_projects_slow_structures_again_before_fine_tuning(
     assert "latency_refit" not in off.study_.trials[0].user_attrs
     summary = on.record_.refit_summary()
     assert summary["trials"] == summary["passed"] == summary["passed_met"] == 5
+    assert summary["reused"] == 5
     assert summary["refitted"] == sum(len(t.user_attrs["latency_refit"]) > 1
                                       for t in on.study_.trials) >= 1
     assert off.record_.refit_summary() is None

@@ -291,8 +291,10 @@ class StudyRecord:
     def refit_summary(self) -> dict[str, int] | None:
         """What the latency refit did over the complete trials (``None``: it never ran):
         ``trials`` timed before fine-tuning, ``refitted`` projected again, ``passed`` whose
-        last structure met the refit's target, and ``passed_met``: of those, the ones whose
-        latency measured after fine-tuning met every latency budget."""
+        last structure met the refit's target, ``passed_met``: of those, the ones whose
+        recorded latency met every latency budget, and ``reused``: trials whose recorded
+        latency is the refit's last measurement (studies made before that change timed the
+        trial again after fine-tuning)."""
         ts = optuna.trial.TrialState
         views = [v for v in self.views((ts.COMPLETE,)) if v.refit]
         if not views:
@@ -302,7 +304,8 @@ class StudyRecord:
         met = [v for v in passed
                if all(c <= 0 for k, c in v.trial.constraints.items() if k in latency)]
         return {"trials": len(views), "refitted": sum(len(v.refit) > 1 for v in views),
-                "passed": len(passed), "passed_met": len(met)}
+                "passed": len(passed), "passed_met": len(met),
+                "reused": sum(bool(v.trial.user_attrs.get("latency_from_refit")) for v in views)}
 
     def baselines_present(self) -> set[tuple[str, float]]:
         """``(name, level)`` of the baselines already complete, queued or running (never

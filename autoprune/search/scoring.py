@@ -102,7 +102,7 @@ class ProxyScorer:
 
     def score(self, policy: Policy, *, seed: int | None = None,
               images: tuple[int, int] | None = None, steps: int | None = None,
-              latency: bool = True) -> Score:
+              latency: bool = True, latency_ms: float | None = None) -> Score:
         """Prune, recalibrate, fine-tune ``proxy.steps`` steps and validate.
 
         Args:
@@ -112,6 +112,9 @@ class ProxyScorer:
             steps: Fine-tune steps instead of ``proxy.steps`` (0: recalibration only).
             latency: Time the pruned model; ``False`` for re-scores that keep only the
                 accuracy (confirmation, promotion), whose ``latency_ms`` is then NaN.
+            latency_ms: The latency of ``policy``'s channel structure, already measured (by
+                the latency refit, before fine-tuning): recorded instead of timing the same
+                structure again (fine-tuning changes weights, never shapes).
         """
         start = time.perf_counter()
         p = self.ws.cfg.proxy
@@ -124,6 +127,8 @@ class ProxyScorer:
                                            distill=(p.distill, p.temperature))
         if not latency:
             ms = math.nan
+        elif latency_ms is not None:
+            ms = latency_ms
         elif get_mode(policy.mode).channels:
             ms = self.measure_latency(model)
         else:  # fine-grained sparsity leaves the dense structure, and its latency

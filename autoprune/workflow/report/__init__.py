@@ -125,7 +125,12 @@ def write_report(search: PruneSearch, out_dir: Path | None = None,
             f"{refit['refitted']} projected again onto a smaller MACs cap (at most "
             f"{lat.refit} times, target {1 - lat.refit_margin:.2f} x the latency cap); "
             f"{refit['passed']} met that target, and {refit['passed_met']} of those met the "
-            f"latency budget again when the trial was measured after fine-tuning.")
+            f"latency budget as the trial recorded it: "
+            + ("its structure's last measurement there (fine-tuning changes weights, not "
+               "shapes)" if refit["reused"] == refit["trials"] else
+               f"{refit['reused']} trials recorded the structure's last measurement there, "
+               f"the others (made before that change) a measurement after fine-tuning")
+            + ".")
     doc.heading("Finalized points (TEST split, full fine-tune)", 2)
     doc.table(list(table.columns), table.values.tolist(),
               empty="_No finalized points yet: run `autoprune finalize`._")
