@@ -16,6 +16,7 @@ from autoprune.search.scoring import ProxyScorer
 from autoprune.search.selection import front
 from autoprune.search.workspace import Workspace
 from autoprune.workflow.cli import main
+from autoprune.workflow.report import refit_paragraph
 from tests.helpers import tiny_raw, to_toml
 
 
@@ -673,6 +674,11 @@ def test_latency_refit_projects_slow_structures_again_before_fine_tuning(
     summary = on.record_.refit_summary()
     assert summary["trials"] == summary["passed"] == summary["passed_met"] == 5
     assert summary["reused"] == 5
+    text = refit_paragraph(summary, on.cfg.latency)
+    assert "5 met that target, and 5 of those" in text
+    assert "its structure's last measurement there" in text
+    assert "2 trials recorded" in refit_paragraph({**summary, "reused": 2}, on.cfg.latency)
+    assert refit_paragraph(off.record_.refit_summary(), off.cfg.latency) is None
     assert summary["refitted"] == sum(len(t.user_attrs["latency_refit"]) > 1
                                       for t in on.study_.trials) >= 1
     assert off.record_.refit_summary() is None

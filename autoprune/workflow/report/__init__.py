@@ -15,6 +15,7 @@ from autoprune.engine.checkpoint import load_checkpoint
 from autoprune.engine.policy import get_mode
 from autoprune.search import PruneSearch
 from autoprune.search.budget import AXES
+from autoprune.search.config import LatencySettings
 from autoprune.search.confirmation import level_pairs
 from autoprune.workflow.finalize import final_checkpoint, finalized_frame
 from autoprune.workflow.report.document import Document
@@ -83,6 +84,24 @@ def _pm(acc: float, std: float) -> str:
     return "–" if math.isnan(acc) else f"{acc:.2f} ± {std:.2f}"
 
 
+def refit_paragraph(refit: dict[str, int] | None, lat: LatencySettings) -> str | None:
+    """The report's sentence on the latency refit (``refit``: ``StudyRecord.refit_summary()``;
+    ``lat``: the study's latency settings); ``None`` when the refit never ran."""
+    if refit is None:
+        return None
+    if refit["reused"] == refit["trials"]:
+        recorded = ("its structure's last measurement there (fine-tuning changes weights, "
+                    "not shapes)")
+    else:
+        recorded = (f"{refit['reused']} trials recorded the structure's last measurement there, "
+                    f"the others (made before that change) a measurement after fine-tuning")
+    return (f"Latency refit: {refit['trials']} channel structures timed before fine-tuning, "
+            f"{refit['refitted']} projected again onto a smaller MACs cap (at most "
+            f"{lat.refit} times, target {1 - lat.refit_margin:.2f} x the latency cap); "
+            f"{refit['passed']} met that target, and {refit['passed_met']} of those met the "
+            f"latency budget as the trial recorded it: {recorded}.")
+
+
 def write_report(search: PruneSearch, out_dir: Path | None = None,
                  export_trial: int | None = None) -> Path:
     """Write plots, ``pareto.csv``, ``final_table.csv``, ``report.md``, a self-contained
@@ -118,19 +137,9 @@ def write_report(search: PruneSearch, out_dir: Path | None = None,
                   f"{fin.test_acc if fin else float('nan'):.2f} %, {dense.size_mib:.3f} MiB, "
                   f"{dense.macs / 1e6:.2f} M MACs, {dense.latency_ms:.3f} ms ({lat.device}, "
                   f"batch {lat.batch_size}, {lat.threads} threads).")
-    refit = record.refit_summary()
-    if refit is not None:
-        doc.paragraph(
-            f"Latency refit: {refit['trials']} channel structures timed before fine-tuning, "
-            f"{refit['refitted']} projected again onto a smaller MACs cap (at most "
-            f"{lat.refit} times, target {1 - lat.refit_margin:.2f} x the latency cap); "
-            f"{refit['passed']} met that target, and {refit['passed_met']} of those met the "
-            f"latency budget as the trial recorded it: "
-            + ("its structure's last measurement there (fine-tuning changes weights, not "
-               "shapes)" if refit["reused"] == refit["trials"] else
-               f"{refit['reused']} trials recorded the structure's last measurement there, "
-               f"the others (made before that change) a measurement after fine-tuning")
-            + ".")
+    refit = refit_paragraph(record.refit_summary(), lat)
+    if refit:
+        doc.paragraph(refit)
     doc.heading("Finalized points (TEST split, full fine-tune)", 2)
     doc.table(list(table.columns), table.values.tolist(),
               empty="_No finalized points yet: run `autoprune finalize`._")
