@@ -60,8 +60,7 @@ class Objective:
             self._maybe_skip(trial, view, policy)
         # the refit timed this very structure; fine-tuning changes weights, not shapes
         score = self.scorer.score(policy, latency_ms=steps[-1]["ms"] if steps else None)
-        view.set_score({**score.to_dict(), "size_ratio": score.size_mib / self.dense["size_mib"],
-                        **({"latency_from_refit": True} if steps else {})})
+        view.set_score({**score.to_dict(), "size_ratio": score.size_mib / self.dense["size_mib"]})
         measured = {"size_mib": score.size_mib, "macs": score.macs,
                     "latency_ms": score.latency_ms}
         self._constrain(trial, measured)

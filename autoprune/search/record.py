@@ -42,6 +42,7 @@ _POLICY = "policy"
 _ESTIMATE = "estimate"
 _REFIT = "latency_refit"
 _REFIT_PASSED = "latency_refit_passed"
+_REFIT_REUSED = "latency_from_refit"
 _WORKER = "worker"
 _LATENCY_CAP = "latency_cap"
 
@@ -192,10 +193,18 @@ class TrialView:
         (``[{"scale", "ms"}]``, first the trial as proposed; empty when none ran)."""
         return self.trial.user_attrs.get(_REFIT, [])
 
+    @property
+    def refit_reused(self) -> bool:
+        """Whether the trial's latency is the refit's last measurement (studies made before
+        that change timed the trial again after fine-tuning)."""
+        return bool(self.trial.user_attrs.get(_REFIT_REUSED))
+
     def set_refit(self, steps: list[dict[str, float]], passed: bool) -> None:
-        """Record the refit's measurements and whether the last met its target."""
+        """Record the refit's measurements, whether the last met its target, and that the
+        trial's latency is that last measurement."""
         self.trial.set_user_attr(_REFIT, steps)
         self.trial.set_user_attr(_REFIT_PASSED, passed)
+        self.trial.set_user_attr(_REFIT_REUSED, True)
 
     def set_estimate(self, estimate: float) -> None:
         self.trial.set_user_attr(_ESTIMATE, estimate)
@@ -305,7 +314,7 @@ class StudyRecord:
                if all(c <= 0 for k, c in v.trial.constraints.items() if k in latency)]
         return {"trials": len(views), "refitted": sum(len(v.refit) > 1 for v in views),
                 "passed": len(passed), "passed_met": len(met),
-                "reused": sum(bool(v.trial.user_attrs.get("latency_from_refit")) for v in views)}
+                "reused": sum(v.refit_reused for v in views)}
 
     def baselines_present(self) -> set[tuple[str, float]]:
         """``(name, level)`` of the baselines already complete, queued or running (never
