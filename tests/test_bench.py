@@ -120,12 +120,20 @@ def test_quick_bench_runs_resumes_and_reports(synthetic_idx_root, in_tmp, capsys
     assert main(["bench", str(study), "--rewrite", "--out", str(other)]) == 0
     assert f"--finalize-steps 5 --out {other.as_posix()}`" in (other / "report.md").read_text()
     assert "--out" not in (out / "report.md").read_text()
+    # a run with chosen levels and latency settings other than --quick's: the command states
+    # its counts and its levels, so that it reproduces the run
+    (other / "results.json").write_text(json.dumps({**r, "settings": {
+        **r["settings"], "levels": [0.4, 0.7, 1.0], "latency_repeats": 3}}))
+    assert main(["bench", str(study), "--rewrite", "--out", str(other)]) == 0
+    assert ("tinybench.toml --seeds 2 --rank-policies 6 --levels 0.4,0.7,1 --finalize-steps 5"
+            in (other / "report.md").read_text())
 
     # a second run evaluates nothing again; its report's command repeats its overrides
     capsys.readouterr()
     assert main(["bench", str(study), "--quick", "--quiet", "--set", "proxy.seed=0"]) == 0
     assert "0 evaluations computed" in capsys.readouterr().out
-    assert "tinybench.toml --set proxy.seed=0 --seeds 2" in (out / "report.md").read_text()
+    assert "tinybench.toml --set proxy.seed=0 --quick --finalize-steps 5`" in (
+        out / "report.md").read_text()
 
     # further proxies on the rank-fidelity policies (longer / shorter fine-tunes, more
     # images): each one scored and ranked, the study's own (3 steps, 100 images) not twice,

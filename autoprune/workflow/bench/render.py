@@ -15,7 +15,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from autoprune.workflow.bench import ACC_DROPS, MIN_RANK_POLICIES, RANK_OPTIONS  # noqa: E402
+from autoprune.workflow.bench import (  # noqa: E402
+    ACC_DROPS,
+    MIN_RANK_POLICIES,
+    QUICK,
+    RANK_OPTIONS,
+)
 from autoprune.workflow.report.document import Document  # noqa: E402
 
 __all__ = ["FrontPlotData", "front_plot_data", "draw_fronts", "write_bench", "write_summary"]
@@ -210,8 +215,25 @@ def _flags(r: dict, out: Path) -> str:
                    if not o.startswith("finalize.steps="))  # --finalize-steps says it
     rank = "".join(f" --{key.replace('_', '-')} " + ",".join(str(n) for n in s[key])
                    for key in RANK_OPTIONS if s.get(key))
-    return sets + f" --seeds {len(s['seeds'])} --rank-policies {s['rank_policies']}" + rank + (
+    quick = all(_plain(s.get(k)) == v for k, v in _QUICK_ONLY.items())
+    levels = s.get("levels")
+    levels = "" if not levels or (quick and _plain(levels) == list(QUICK.levels)) else (
+        " --levels " + ",".join(f"{v:g}" for v in levels))
+    counts = " --quick" if quick else (f" --seeds {len(s['seeds'])} --rank-policies "
+                                       f"{s['rank_policies']}")
+    return sets + counts + levels + rank + (
         f" --finalize-steps {steps}" if steps else "") + out_flag
+
+
+# what only --quick sets (the CLI has no flags for them): a report of a quick run says --quick
+_QUICK_ONLY = {"latency_repeats": QUICK.latency_repeats, "min_run_time": QUICK.min_run_time,
+               "latency_batches": list(QUICK.latency_batches), "seeds": list(QUICK.seeds),
+               "rank_policies": QUICK.rank_policies}
+
+
+def _plain(value):
+    """Tuples as lists: settings read back from results.json hold lists."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _rank_section(doc: Document, rf: dict, r: dict) -> None:
