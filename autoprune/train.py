@@ -312,18 +312,37 @@ def evaluate(
     start: int = 0,
     device: torch.device | str | None = None,
     batch_size: int = 500,
+    channels_last: bool | None = None,
 ) -> float:
-    """Top-1 accuracy in percent on a split (optionally ``limit`` images from ``start``)."""
+    """Top-1 accuracy in percent on a split (optionally ``limit`` images from ``start``).
+
+    ``channels_last``: run the model in the channels-last memory format (and put it back
+    afterwards). By default on CPU for models with 2-d convolutions, whose convolutions run
+    faster there in that format (``reports/benchmarks/eval_channels_last.md``); the accuracy
+    differs from a contiguous run only where float rounding flips a near-tie.
+    """
     device = torch.device(device) if device is not None else default_device()
     was_training = model.training
     model.to(device).eval()
+    if channels_last is None:
+        channels_last = device.type == "cpu" and _has_conv2d(model)
+    memory = torch.channels_last if channels_last else torch.contiguous_format
     correct = total = 0
-    for x, y in data.loader(split, batch_size, shuffle=False, augment=False, limit=limit,
-                            start=start, device=device):
-        correct += int((model(x).argmax(1) == y).sum())
-        total += int(y.numel())
-    model.train(was_training)
+    try:
+        model.to(memory_format=memory)
+        for x, y in data.loader(split, batch_size, shuffle=False, augment=False, limit=limit,
+                                start=start, device=device):
+            correct += int((model(x.contiguous(memory_format=memory)).argmax(1) == y).sum())
+            total += int(y.numel())
+    finally:
+        if memory is torch.channels_last:
+            model.to(memory_format=torch.contiguous_format)
+        model.train(was_training)
     return 100.0 * correct / max(total, 1)
+
+
+def _has_conv2d(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.Conv2d) for m in model.modules())
 
 
 @torch.no_grad()

@@ -180,3 +180,29 @@ def test_progress_that_does_not_fit_is_ignored(synthetic_data, tmp_path):
     assert all(torch.equal(init[k], v) for k, v in reference.state_dict().items())
     train(reference, synthetic_data, recipe, progress=False)
     assert all(torch.equal(other.state_dict()[k], v) for k, v in reference.state_dict().items())
+
+
+def test_cpu_evaluation_runs_channels_last_and_puts_the_model_back(synthetic_data):
+    """evaluate() runs a conv net in the channels-last format on CPU (faster there) and
+    leaves its parameters contiguous, so training, saving and torch-pruning see the model as
+    before; the accuracy is the contiguous run's, prediction for prediction."""
+    torch.manual_seed(0)
+    model = build_model(ModelSpec("cnn", 0.5, 1, 10))
+    train(model, synthetic_data, TrainRecipe(steps=20, lr=0.05, batch_size=64), progress=False)
+    formats = []
+    conv = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    assert conv.in_channels > 1  # one channel is contiguous in either format
+    hook = conv.register_forward_pre_hook(lambda m, args: formats.append(
+        m.weight.is_contiguous(memory_format=torch.channels_last)
+        and args[0].is_contiguous(memory_format=torch.channels_last)))
+    acc = evaluate(model, synthetic_data, "val", device="cpu")
+    hook.remove()
+    assert formats and all(formats)
+    assert all(p.is_contiguous() for p in model.parameters())
+    with torch.no_grad():  # the same predictions in the contiguous format
+        correct = total = 0
+        for x, y in synthetic_data.loader("val", 500, shuffle=False, augment=False,
+                                          device="cpu"):
+            correct += int((model(x).argmax(1) == y).sum())
+            total += int(y.numel())
+    assert acc == 100.0 * correct / total and not model.training
