@@ -329,13 +329,14 @@ def evaluate(
     memory = torch.channels_last if channels_last else torch.contiguous_format
     correct = total = 0
     try:
-        model.to(memory_format=memory)
+        if channels_last:
+            model.to(memory_format=memory)
         for x, y in data.loader(split, batch_size, shuffle=False, augment=False, limit=limit,
                                 start=start, device=device):
             correct += int((model(x.contiguous(memory_format=memory)).argmax(1) == y).sum())
             total += int(y.numel())
     finally:
-        if memory is torch.channels_last:
+        if channels_last:
             model.to(memory_format=torch.contiguous_format)
         model.train(was_training)
     return 100.0 * correct / max(total, 1)
