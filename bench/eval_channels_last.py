@@ -13,7 +13,7 @@ import time
 import torch
 from _common import write
 
-from autoprune.engine.groups import classifier_name, coupling_groups, prune_groups
+from autoprune.engine.prune import channel_prune
 from autoprune.models import ModelSpec, build_model
 from autoprune.search.config import load_config
 from autoprune.search.workspace import Workspace
@@ -21,13 +21,6 @@ from autoprune.train import evaluate
 
 IMAGES = 5000
 REPEATS = 3
-
-
-def _channel_pruned(model: torch.nn.Module, keep: float, example: torch.Tensor):
-    classifier = classifier_name(model, example)
-    names = [g.id for g in coupling_groups(model, example) if g.prunable]
-    prune_groups(model, example, {n: keep for n in names}, classifier=classifier)
-    return model
 
 
 def main() -> None:
@@ -43,7 +36,7 @@ def main() -> None:
                        build_model(ModelSpec(name, width, 1, 10))))
     for keep in (0.6, 0.3):
         models.append((f"demo baseline, every group kept at {keep:g}",
-                       _channel_pruned(_copy(ws.baseline.model), keep, example)))
+                       channel_prune(ws.baseline.model, keep, example)))
     rows = []
     for label, model in models:
         times = {True: [], False: []}
@@ -73,12 +66,6 @@ def main() -> None:
     md += ["", "Command: `.venv/bin/python bench/eval_channels_last.py`"]
     write("eval_channels_last", {"images": IMAGES, "repeats": REPEATS, "rows": rows},
           "\n".join(md))
-
-
-def _copy(model):
-    import copy
-
-    return copy.deepcopy(model)
 
 
 if __name__ == "__main__":
