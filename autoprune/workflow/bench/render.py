@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import platform
+from dataclasses import asdict
 from pathlib import Path
 from typing import NamedTuple
 
@@ -215,9 +216,10 @@ def _flags(r: dict, out: Path) -> str:
                    if not o.startswith("finalize.steps="))  # --finalize-steps says it
     rank = "".join(f" --{key.replace('_', '-')} " + ",".join(str(n) for n in s[key])
                    for key in RANK_OPTIONS if s.get(key))
-    quick = all(_plain(s.get(k)) == v for k, v in _QUICK_ONLY.items())
+    s = json.loads(json.dumps(s))  # tuples as lists, as results.json holds them
+    quick = all(s.get(k) == v for k, v in _QUICK.items() if k not in _CLI_WITH_QUICK)
     levels = s.get("levels")
-    levels = "" if not levels or (quick and _plain(levels) == list(QUICK.levels)) else (
+    levels = "" if not levels or (quick and levels == _QUICK["levels"]) else (
         " --levels " + ",".join(f"{v:g}" for v in levels))
     counts = " --quick" if quick else (f" --seeds {len(s['seeds'])} --rank-policies "
                                        f"{s['rank_policies']}")
@@ -225,15 +227,10 @@ def _flags(r: dict, out: Path) -> str:
         f" --finalize-steps {steps}" if steps else "") + out_flag
 
 
-# what only --quick sets (the CLI has no flags for them): a report of a quick run says --quick
-_QUICK_ONLY = {"latency_repeats": QUICK.latency_repeats, "min_run_time": QUICK.min_run_time,
-               "latency_batches": list(QUICK.latency_batches), "seeds": list(QUICK.seeds),
-               "rank_policies": QUICK.rank_policies}
-
-
-def _plain(value):
-    """Tuples as lists: settings read back from results.json hold lists."""
-    return list(value) if isinstance(value, tuple) else value
+# a run whose other settings are --quick's says --quick (the CLI has no flags for its latency
+# settings); these it takes beside --quick
+_QUICK = json.loads(json.dumps(asdict(QUICK)))
+_CLI_WITH_QUICK = {"levels", *RANK_OPTIONS}
 
 
 def _rank_section(doc: Document, rf: dict, r: dict) -> None:
