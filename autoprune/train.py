@@ -13,7 +13,8 @@ import math
 import random
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -195,55 +196,52 @@ def train(
             return ce(out, y)
     dtype = _PRECISIONS[recipe.precision]
     scaler = torch.amp.GradScaler(device.type) if recipe.precision == "fp16" else None
-    memory = torch.channels_last if recipe.channels_last else torch.contiguous_format
-    if recipe.channels_last:
-        model.to(memory_format=memory)
-    step, start, ema, earlier = 0, time.perf_counter(), None, 0.0
-    saved = _load_progress(resume, model, opt, sched, scaler) if resume is not None else None
-    if saved is not None:
-        step, ema, earlier = saved["step"], saved["ema"], saved["seconds"]
-    resumed_from, last_save = step, time.perf_counter()
-    bar = tqdm(total=total, initial=step, desc=desc, disable=not progress, leave=False,
-               unit="step")
-    while step < total:
-        loader.epoch, skip = divmod(step, len(loader))
-        for x, y in loader:
-            if skip:  # resuming inside an epoch: its first batches were trained on already
-                skip -= 1
-                continue
-            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                x = x.contiguous(memory_format=memory)
-                loss = loss_fn(model(x), y, x)
-            opt.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-            else:
-                loss.backward()
-                opt.step()
-            if sched is not None:
-                sched.step()
-            if after_step is not None:
-                after_step(model)
-            step += 1
-            ema = float(loss.detach()) if ema is None else 0.95 * ema + 0.05 * float(loss.detach())
-            bar.update(1)
-            if step % 20 == 0:
-                bar.set_postfix(loss=f"{ema:.3f}")
-            if step >= total:
-                break
-            if resume is not None and time.perf_counter() - last_save >= save_every:
-                _save_progress(resume, model, opt, sched, scaler, step, ema,
-                               earlier + time.perf_counter() - start)
-                last_save = time.perf_counter()
+    with _memory_format(model, recipe.channels_last) as memory:
+        step, start, ema, earlier = 0, time.perf_counter(), None, 0.0
+        saved = _load_progress(resume, model, opt, sched, scaler) if resume is not None else None
+        if saved is not None:
+            step, ema, earlier = saved["step"], saved["ema"], saved["seconds"]
+        resumed_from, last_save = step, time.perf_counter()
+        bar = tqdm(total=total, initial=step, desc=desc, disable=not progress, leave=False,
+                   unit="step")
+        while step < total:
+            loader.epoch, skip = divmod(step, len(loader))
+            for x, y in loader:
+                if skip:  # resuming inside an epoch: its first batches were trained on already
+                    skip -= 1
+                    continue
+                with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                    x = x.contiguous(memory_format=memory)
+                    loss = loss_fn(model(x), y, x)
+                opt.zero_grad(set_to_none=True)
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    scaler.step(opt)
+                    scaler.update()
+                else:
+                    loss.backward()
+                    opt.step()
+                if sched is not None:
+                    sched.step()
+                if after_step is not None:
+                    after_step(model)
+                step += 1
+                value = float(loss.detach())
+                ema = value if ema is None else 0.95 * ema + 0.05 * value
+                bar.update(1)
+                if step % 20 == 0:
+                    bar.set_postfix(loss=f"{ema:.3f}")
+                if step >= total:
+                    break
+                if resume is not None and time.perf_counter() - last_save >= save_every:
+                    _save_progress(resume, model, opt, sched, scaler, step, ema,
+                                   earlier + time.perf_counter() - start)
+                    last_save = time.perf_counter()
     bar.close()
     if resume is not None:
         resume.unlink(missing_ok=True)
     if distill > 0:
         teacher.train(teacher_mode)
-    if recipe.channels_last:
-        model.to(memory_format=torch.contiguous_format)
     model.eval()
     return {"steps": step, "seconds": earlier + time.perf_counter() - start, "final_loss": ema,
             "resumed_from": resumed_from}
@@ -325,25 +323,36 @@ def evaluate(
     was_training = model.training
     model.to(device).eval()
     if channels_last is None:
-        channels_last = device.type == "cpu" and _has_conv2d(model)
-    memory = torch.channels_last if channels_last else torch.contiguous_format
+        channels_last = _cpu_conv(model, device)
     correct = total = 0
     try:
-        if channels_last:
-            model.to(memory_format=memory)
-        for x, y in data.loader(split, batch_size, shuffle=False, augment=False, limit=limit,
-                                start=start, device=device):
-            correct += int((model(x.contiguous(memory_format=memory)).argmax(1) == y).sum())
-            total += int(y.numel())
+        with _memory_format(model, channels_last) as memory:
+            for x, y in data.loader(split, batch_size, shuffle=False, augment=False,
+                                    limit=limit, start=start, device=device):
+                correct += int((model(x.contiguous(memory_format=memory)).argmax(1) == y).sum())
+                total += int(y.numel())
     finally:
-        if channels_last:
-            model.to(memory_format=torch.contiguous_format)
         model.train(was_training)
     return 100.0 * correct / max(total, 1)
 
 
-def _has_conv2d(model: nn.Module) -> bool:
-    return any(isinstance(m, nn.Conv2d) for m in model.modules())
+@contextmanager
+def _memory_format(model: nn.Module, channels_last: bool) -> Iterator[torch.memory_format]:
+    """Run ``model`` in the channels-last format inside the block (yields the format inputs
+    should take) and put its parameters back to contiguous afterwards, on errors too."""
+    if not channels_last:
+        yield torch.contiguous_format
+        return
+    model.to(memory_format=torch.channels_last)
+    try:
+        yield torch.channels_last
+    finally:
+        model.to(memory_format=torch.contiguous_format)
+
+
+def _cpu_conv(model: nn.Module, device: torch.device) -> bool:
+    """Whether forward passes should run channels-last: a conv net on CPU."""
+    return device.type == "cpu" and any(isinstance(m, nn.Conv2d) for m in model.modules())
 
 
 @torch.no_grad()
@@ -355,8 +364,12 @@ def recalibrate_bn(
     batch_size: int = 128,
     seed: int = 0,
     device: torch.device | str | None = None,
+    channels_last: bool | None = None,
 ) -> None:
-    """Re-estimate batch-norm running statistics from training images (forward only)."""
+    """Re-estimate batch-norm running statistics from training images (forward only).
+
+    ``channels_last``: as in :func:`evaluate` (by default on for conv nets on CPU).
+    """
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not bns or images <= 0:
         return
@@ -367,12 +380,15 @@ def recalibrate_bn(
         bn.momentum = None  # cumulative average over the recalibration batches
     model.train()
     seen = 0
-    for x, _ in data.loader("train", batch_size, shuffle=True, augment=False, seed=seed,
-                            device=device):
-        model(x)
-        seen += x.shape[0]
-        if seen >= images:
-            break
+    if channels_last is None:
+        channels_last = _cpu_conv(model, device)
+    with _memory_format(model, channels_last) as memory:
+        for x, _ in data.loader("train", batch_size, shuffle=True, augment=False, seed=seed,
+                                device=device):
+            model(x.contiguous(memory_format=memory))
+            seen += x.shape[0]
+            if seen >= images:
+                break
     for bn in bns:
         bn.momentum = 0.1
     model.eval()

@@ -202,3 +202,34 @@ def test_cpu_evaluation_runs_channels_last_and_puts_the_model_back(synthetic_dat
     # the same predictions in the contiguous format
     assert acc == evaluate(model, synthetic_data, "val", device="cpu", channels_last=False)
     assert not model.training
+
+
+def test_recalibration_runs_channels_last_and_training_restores_the_format_on_errors(
+        synthetic_data):
+    """recalibrate_bn() runs a conv net channels-last on CPU too, with the same running
+    statistics as a contiguous pass up to float rounding, and leaves it contiguous; a
+    channels-last training run that fails midway still puts the parameters back."""
+    torch.manual_seed(0)
+    model = build_model(ModelSpec("vgg", 0.125, 1, 10))
+    conv = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    formats = []
+    hook = conv.register_forward_pre_hook(lambda m, args: formats.append(
+        args[0].is_contiguous(memory_format=torch.channels_last)))
+    recalibrate_bn(model, synthetic_data, images=256, device="cpu")
+    hook.remove()
+    assert formats and all(formats)
+    assert all(p.is_contiguous() for p in model.parameters())
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    channels_last_stats = [(bn.running_mean.clone(), bn.running_var.clone()) for bn in bns]
+    recalibrate_bn(model, synthetic_data, images=256, device="cpu", channels_last=False)
+    for (mean, var), bn in zip(channels_last_stats, bns):
+        torch.testing.assert_close(mean, bn.running_mean, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(var, bn.running_var, rtol=1e-4, atol=1e-4)
+
+    def fail(_model):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        train(model, synthetic_data, TrainRecipe(steps=5, channels_last=True), progress=False,
+              after_step=fail)
+    assert all(p.is_contiguous() for p in model.parameters())
