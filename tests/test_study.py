@@ -688,3 +688,32 @@ def test_latency_refit_projects_slow_structures_again_before_fine_tuning(
         assert search.heuristic_policy("uniform", 1.0).keep == pytest.approx(
             search.record_.trial(trial).policy.keep)
     assert off.cfg.fingerprint()["latency"] != on.cfg.fingerprint()["latency"]
+
+
+def test_screening_queues_the_best_estimated_draw_at_each_level(synthetic_idx_root, in_tmp):
+    """search.screen = N: the first searched trial at each sweep level is the best of N
+    draws by the scan's estimate (full budget first), it rebuilds exactly the screened
+    policy, and a continued study screens nothing again."""
+    from autoprune.search.record import TrialView
+    from autoprune.search.screening import screen
+
+    raw = tiny_raw(synthetic_idx_root, search={"trials": 3, "screen": 6, "sweep": True,
+                                               "floor": 0.5, "ladder": 2,
+                                               "warm_start": False})
+    search = PruneSearch(config_from_dict(raw, "screen"), progress=False).run()
+    trials = sorted(search.study_.trials, key=lambda t: t.number)
+    screened = [t for t in trials if "screen" in t.user_attrs]
+    assert [t.number for t in screened] == [0, 1]
+    assert [t.params["target"] for t in screened] == [1.0, 0.5]
+    space = search.space_
+    for t in screened:
+        assert t.user_attrs["screen"]["draws"] == 6
+        # the trial scored the very policy the estimate chose
+        assert space.estimate(TrialView(t).policy) == pytest.approx(
+            t.user_attrs["screen"]["estimate"])
+    # best of N: never below the best of the first k < N draws of the same seed
+    ests = [screen(space, (0.5,), n, seed=0, sweep=True)[0][2] for n in range(1, 7)]
+    assert ests == sorted(ests) and ests[-1] > ests[0]
+    raw["search"]["trials"] = 4
+    again = PruneSearch(config_from_dict(raw, "screen"), progress=False).run()
+    assert sum("screen" in t.user_attrs for t in again.study_.trials) == 2

@@ -87,6 +87,10 @@ class SearchSettings:
             (0: 3 levels when sweeping, else the budget alone).
         prefilter: Skip the fine-tune when the scan's additive estimate is this many points
             below the best feasible proxy accuracy so far (0 disables).
+        screen: Draw this many policies from the space at each level (the ladder's with the
+            sweep, else the budget alone), rank them by the scan's additive estimate (no
+            training) and queue the best of each level as the first searched trials (0: off;
+            :mod:`autoprune.search.screening`).
         artifacts: Where the study keeps its baseline weights and scans for workers on other
             machines: a directory every machine can read (default ``studies/<name>/
             artifacts``) or ``s3://bucket/prefix`` (needs boto3).
@@ -110,6 +114,7 @@ class SearchSettings:
     warm_start: bool = True
     ladder: int = 0
     prefilter: float = 0.0
+    screen: int = 0
     artifacts: str = ""
 
     def __post_init__(self) -> None:
@@ -127,6 +132,7 @@ class SearchSettings:
         if self.trials < 0:
             raise ConfigError(f"search.trials must be >= 0, got {self.trials}.")
         _whole("search.ladder", self.ladder, " (0: automatic)")
+        _whole("search.screen", self.screen, " (0: off)")
         if not 0 < self.min_density < 1 or not 0 < self.floor <= 1 or self.perturbation < 0:
             raise ConfigError(f"search.min_density and search.floor must be in (0, 1) and "
                               f"perturbation >= 0, got {self.min_density}, {self.floor}, "

@@ -38,6 +38,7 @@ _FINAL = "final:"
 _FINAL_DENSE = "final:dense"
 _BASELINE = "baseline"
 _LEVEL = "level"
+_SCREEN = "screen"
 _POLICY = "policy"
 _ESTIMATE = "estimate"
 _REFIT = "latency_refit"
@@ -328,11 +329,25 @@ class StudyRecord:
         attrs = {_BASELINE: name} if level == 1.0 else {_BASELINE: name, _LEVEL: level}
         self.study.enqueue_trial({}, user_attrs=attrs)
 
+    def screened_levels(self) -> set[float]:
+        """Levels a screened trial is already complete, queued or running at."""
+        ts = optuna.trial.TrialState
+        return {round(v.level, 6) for v in self.views((ts.COMPLETE, ts.WAITING, ts.RUNNING))
+                if _SCREEN in v.trial.user_attrs}
+
+    def enqueue_screened(self, params: dict[str, float], estimate: float, draws: int) -> None:
+        """Queue a searched trial with fixed ``params``: the best of ``draws`` policies by the
+        scan's additive ``estimate`` (see :mod:`autoprune.search.screening`)."""
+        self.study.enqueue_trial(params, user_attrs={_SCREEN: {"estimate": estimate,
+                                                               "draws": draws}})
+
     def retry(self, view: TrialView) -> None:
-        """Queue a failed trial again with the same parameters (and baseline name, level)."""
+        """Queue a failed trial again with the same parameters (and baseline name, level,
+        screening)."""
         attrs = {_BASELINE: view.baseline} if view.baseline else {}
-        if _LEVEL in view.trial.user_attrs:
-            attrs[_LEVEL] = view.trial.user_attrs[_LEVEL]
+        for key in (_LEVEL, _SCREEN):
+            if key in view.trial.user_attrs:
+                attrs[key] = view.trial.user_attrs[key]
         self.study.enqueue_trial(dict(view.trial.params), user_attrs={**attrs,
                                                                       "retry_of": view.number})
 

@@ -31,6 +31,7 @@ from autoprune.search.optimize import optimize
 from autoprune.search.plan import plan_space
 from autoprune.search.record import StudyRecord
 from autoprune.search.scoring import ProxyScorer
+from autoprune.search.screening import screen
 from autoprune.search.sensitivity import AdditiveEstimator
 from autoprune.search.space import SearchSpace
 from autoprune.search.storage import open_storage
@@ -152,7 +153,19 @@ class PruneSearch:
                 for name in self.space_.baseline_names():
                     if (name, round(level, 6)) not in present:
                         record.enqueue_baseline(name, level)
+        if coordinator and cfg.search.screen:
+            self._enqueue_screened()
         return study
+
+    def _enqueue_screened(self) -> None:
+        """Queue the best-estimated of ``search.screen`` draws at each level, once."""
+        s, record = self.cfg.search, self.record_
+        done = record.screened_levels()
+        todo = tuple(lv for lv in reversed(s.levels if s.sweep else (1.0,))  # full budget first
+                     if round(lv, 6) not in done)
+        for _, params, est in screen(self.space_, todo, s.screen, seed=self.cfg.sampler_seed,
+                                     sweep=s.sweep):
+            record.enqueue_screened(params, est, s.screen)
 
     def run(self, workers: int = 1) -> PruneSearch:
         """Run (or continue) the study, confirm the front, and fill the result attributes.
