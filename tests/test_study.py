@@ -192,6 +192,32 @@ def test_full_budget_compares_searched_trials_when_no_heuristic_is_feasible():
     assert pairs[0.5]["heuristic_trial"] == 2 and pairs[0.5]["searched_trial"] == 7
 
 
+def test_level_pairs_compare_at_equal_budget():
+    """A searched trial is compared at a level when it fits the level's budget: at the full
+    budget any feasible trial (one with more MACs than the winning heuristic but within a
+    latency budget counts, as in the benchmark); below it, no costlier than the costliest
+    heuristic built for the level, not only the one that won."""
+    import pandas as pd
+
+    from autoprune.search.confirmation import level_pairs
+
+    rows = [  # trial, baseline, level, feasible, confirmed %, size, MACs
+        (0, "uniform", 1.0, True, 91.0, 1.0, 8.0),
+        (1, "sensitivity", 1.0, True, 91.5, 1.0, 11.0),
+        (2, "uniform", 0.5, True, 89.0, 0.5, 4.0),
+        (3, "sensitivity", 0.5, True, 89.5, 0.5, 3.0),
+        (4, "", 1.0, True, 92.0, 1.0, 15.0),   # more MACs than any heuristic, feasible
+        (5, "", 0.5, True, 90.0, 0.5, 3.9),    # fits 0.5: the uniform one costs 4.0
+        (6, "", 0.5, True, 90.5, 0.5, 4.5),    # too many MACs for 0.5
+    ]
+    res = pd.DataFrame(rows, columns=["trial", "baseline", "level", "feasible",
+                                      "confirmed_acc", "size_mib", "macs"])
+    res["confirmed_std"] = 0.1
+    pairs = {p["level"]: p for p in level_pairs(res, (0.5, 1.0))}
+    assert pairs[1.0]["heuristic_trial"] == 1 and pairs[1.0]["searched_trial"] == 4
+    assert pairs[0.5]["heuristic_trial"] == 3 and pairs[0.5]["searched_trial"] == 5
+
+
 def test_heuristics_enqueued_at_every_ladder_level_and_compared_there(synthetic_idx_root,
                                                                      in_tmp):
     from autoprune.search.confirmation import level_pairs
@@ -226,9 +252,12 @@ def test_heuristics_enqueued_at_every_ladder_level_and_compared_there(synthetic_
     for p in level_pairs(res, cfg.search.levels):
         h = res.set_index("trial").loc[p["heuristic_trial"]]
         assert h["level"] == p["level"] and h["baseline"]
-        if p["searched_trial"] is not None:  # no larger than the heuristic it is compared with
+        if p["searched_trial"] is not None and p["level"] < 1.0:
+            # within the level's budget: no costlier than the costliest heuristic there
+            at = base[(base["level"] - p["level"]).abs() < 1e-6]
             t = res.set_index("trial").loc[p["searched_trial"]]
-            assert t["size_mib"] <= h["size_mib"] * 1.005 and t["macs"] <= h["macs"] * 1.005
+            assert t["size_mib"] <= at["size_mib"].max() * 1.005
+            assert t["macs"] <= at["macs"].max() * 1.005
     table = level_table(search)
     assert table["level (x budget)"].tolist() == [0.5, 0.75, 1.0]
     # the study's pick at a level: the best confirmed of the level's pair, named

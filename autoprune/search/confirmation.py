@@ -32,7 +32,7 @@ def candidates(record: StudyRecord, objectives: Sequence[str], top: int,
                heuristics: str = "all") -> list[int]:
     """Trial numbers to confirm: up to ``top`` proxy-front points spread over size, the best
     searched trial, and at each ladder level the best heuristic there and the best searched
-    trial that costs no more (see :func:`level_pairs`); with ``heuristics="all"`` every
+    trial that fits the level (see :func:`level_pairs`); with ``heuristics="all"`` every
     heuristic built for a level too, so that the study's pick among them rests on confirmed
     scores rather than on the search-time proxy. With ``rungs``, among the trials that
     reached the top rung, by their score there."""
@@ -60,23 +60,25 @@ def _heuristics_at(results: pd.DataFrame, level: float) -> pd.DataFrame:
 def level_pairs(results: pd.DataFrame, levels: Sequence[float], acc: str = "confirmed_acc"
                 ) -> list[dict]:
     """At each ladder level: the feasible heuristic trial built for it with the highest
-    ``acc``, and the feasible searched trial with the highest ``acc`` among those that cost
-    no more than that heuristic (size and MACs, within 0.5 %: the costs a policy is built
-    to; measured latency is too noisy to rank by). ``None`` where there is none. At the full
-    budget a searched trial is compared even when no heuristic built for it is feasible
+    ``acc``, and the feasible searched trial with the highest ``acc`` among those that fit
+    the level. ``None`` where there is none. Every feasible trial fits the full budget (its
+    constraints are the budget's), whether or not a heuristic built for it is feasible
     (under a measured latency budget, heuristics projected onto the budget land on either
-    side of it): every feasible trial fits the full budget; below it, with no heuristic to
-    say what the level allows, none is."""
+    side of it). Below it a searched trial fits if it costs no more than the costliest
+    feasible heuristic built for the level (size and MACs, within 0.5 %: the costs a policy
+    is built to; measured latency is too noisy to rank by): equal budget, as the benchmark
+    compares; with no heuristic to say what the level allows, none fits."""
     feas = results[results["feasible"].astype(bool) & results[acc].notna()]
     out = []
     for level in levels:
         heur = _heuristics_at(feas, level)
         h = heur.loc[heur[acc].idxmax()] if len(heur) else None
         srch = feas[feas["baseline"] == ""]
-        if h is not None:
-            srch = srch[(srch["size_mib"] <= h["size_mib"] * 1.005)
-                        & (srch["macs"] <= h["macs"] * 1.005)]
-        compared = h is not None or level >= 1.0 - 1e-9  # the full budget: any feasible trial
+        full = level >= 1.0 - 1e-9
+        if h is not None and not full:
+            srch = srch[(srch["size_mib"] <= heur["size_mib"].max() * 1.005)
+                        & (srch["macs"] <= heur["macs"].max() * 1.005)]
+        compared = h is not None or full
         t = srch.loc[srch[acc].idxmax()] if compared and len(srch) else None
         out.append({
             "level": level,

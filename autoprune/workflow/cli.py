@@ -433,7 +433,7 @@ def format_front(search) -> str:
     levels = level_table(search)
     if not levels.empty:
         lines.append("level by level (confirmed %; the best heuristic at each level vs the best "
-                     "searched trial of no larger size and MACs; pick: the better of the two):")
+                     "searched trial within the level's budget; pick: the better of the two):")
         for _, r in levels.iterrows():
             lines.append(f"  {r.iloc[0]:.3f} x budget: {r.iloc[1]:<15} {r.iloc[2]:>14}   "
                          f"searched {r.iloc[3]!s:>4} {r.iloc[4]:>14}   {r.iloc[5]:>6} pp   "

@@ -155,8 +155,10 @@ def write_report(search: PruneSearch, out_dir: Path | None = None,
     if not levels.empty:
         doc.heading("Level by level: best searched vs best heuristic (confirmed, validation)", 2)
         doc.paragraph("At each budget level the heuristics were enqueued at: the best heuristic "
-                      "there and the best searched trial no larger than it (size and MACs, "
-                      "within 0.5 %), both confirmed with fresh seeds (mean ± std). A "
+                      "there and the best searched trial within the level's budget (at the "
+                      "full budget any feasible trial; below it, no costlier in size and "
+                      "MACs than the costliest heuristic there, within 0.5 %), both "
+                      "confirmed with fresh seeds (mean ± std). A "
                       "difference within the stds is a tie. The study's pick is the better "
                       "confirmed of the two: what it would ship at that level.")
         doc.table(list(levels.columns), levels.values.tolist())
