@@ -9,11 +9,13 @@ heuristics like any other trial.
 
 Why: on the committed benchmarks of channel studies, the estimate picked the best of 17 random
 draws from the space at the full budget better than the 15-step proxy or the confirmed score
-did (``reports/benchmarks/README.md``); the draws themselves are on average below the best
-heuristic, so a trial spent on an unscreened draw is mostly wasted.
+did; the draws themselves are on average below the best heuristic, so a trial spent on an
+unscreened draw is mostly wasted. In fine-grained and hybrid studies it did not (README,
+"Where the search has room").
 
 Example:
-    >>> for level, params, est in screen(space, (0.4, 0.7, 1.0), 64, seed=0):  # doctest: +SKIP
+    >>> for level, params, est in screen(space, (1.0, 0.7, 0.4), 64, seed=0,
+    ...                                  sweep=True):                        # doctest: +SKIP
     ...     record.enqueue_screened(params, est, 64)
 """
 
