@@ -196,7 +196,7 @@ def train(
             return ce(out, y)
     dtype = _PRECISIONS[recipe.precision]
     scaler = torch.amp.GradScaler(device.type) if recipe.precision == "fp16" else None
-    with _memory_format(model, recipe.channels_last) as memory:
+    with _memory_format(model, recipe.channels_last, device) as memory:
         step, start, ema, earlier = 0, time.perf_counter(), None, 0.0
         saved = _load_progress(resume, model, opt, sched, scaler) if resume is not None else None
         if saved is not None:
@@ -322,11 +322,9 @@ def evaluate(
     device = torch.device(device) if device is not None else default_device()
     was_training = model.training
     model.to(device).eval()
-    if channels_last is None:
-        channels_last = _cpu_conv(model, device)
     correct = total = 0
     try:
-        with _memory_format(model, channels_last) as memory:
+        with _memory_format(model, channels_last, device) as memory:
             for x, y in data.loader(split, batch_size, shuffle=False, augment=False,
                                     limit=limit, start=start, device=device):
                 correct += int((model(x.contiguous(memory_format=memory)).argmax(1) == y).sum())
@@ -337,9 +335,15 @@ def evaluate(
 
 
 @contextmanager
-def _memory_format(model: nn.Module, channels_last: bool) -> Iterator[torch.memory_format]:
+def _memory_format(model: nn.Module, channels_last: bool | None, device: torch.device
+                   ) -> Iterator[torch.memory_format]:
     """Run ``model`` in the channels-last format inside the block (yields the format inputs
-    should take) and put its parameters back to contiguous afterwards, on errors too."""
+    should take) and put its parameters back to contiguous afterwards, on errors too.
+    ``channels_last=None``: channels-last for a conv net on CPU, whose convolutions run
+    faster there in that format (``reports/benchmarks/eval_channels_last.md``)."""
+    if channels_last is None:
+        channels_last = device.type == "cpu" and any(isinstance(m, nn.Conv2d)
+                                                     for m in model.modules())
     if not channels_last:
         yield torch.contiguous_format
         return
@@ -348,11 +352,6 @@ def _memory_format(model: nn.Module, channels_last: bool) -> Iterator[torch.memo
         yield torch.channels_last
     finally:
         model.to(memory_format=torch.contiguous_format)
-
-
-def _cpu_conv(model: nn.Module, device: torch.device) -> bool:
-    """Whether forward passes should run channels-last: a conv net on CPU."""
-    return device.type == "cpu" and any(isinstance(m, nn.Conv2d) for m in model.modules())
 
 
 @torch.no_grad()
@@ -380,9 +379,7 @@ def recalibrate_bn(
         bn.momentum = None  # cumulative average over the recalibration batches
     model.train()
     seen = 0
-    if channels_last is None:
-        channels_last = _cpu_conv(model, device)
-    with _memory_format(model, channels_last) as memory:
+    with _memory_format(model, channels_last, device) as memory:
         for x, _ in data.loader("train", batch_size, shuffle=True, augment=False, seed=seed,
                                 device=device):
             model(x.contiguous(memory_format=memory))
