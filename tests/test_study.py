@@ -746,3 +746,8 @@ def test_screening_queues_the_best_estimated_draw_at_each_level(synthetic_idx_ro
     raw["search"]["trials"] = 4
     again = PruneSearch(config_from_dict(raw, "screen"), progress=False).run()
     assert sum("screen" in t.user_attrs for t in again.study_.trials) == 2
+    # screen_levels = 3 on the 2-level ladder: continuing screens only the level between
+    raw["search"].update(trials=5, screen_levels=3)
+    more = PruneSearch(config_from_dict(raw, "screen"), progress=False).run()
+    targets = sorted(t.params["target"] for t in more.study_.trials if "screen" in t.user_attrs)
+    assert targets == [0.5, 0.75, 1.0]

@@ -91,6 +91,10 @@ class SearchSettings:
             sweep, else the budget alone), rank them by the scan's additive estimate (no
             training) and queue the best of each level as the first searched trials (0: off;
             :mod:`autoprune.search.screening`).
+        screen_levels: How many levels to screen at, evenly spaced from ``floor`` x the
+            budget to the budget like the ladder's (0: the ladder's own levels). More levels
+            than the ladder put screened trials between the heuristics' levels too; each
+            costs one of ``trials``. Needs the sweep when above 1.
         artifacts: Where the study keeps its baseline weights and scans for workers on other
             machines: a directory every machine can read (default ``studies/<name>/
             artifacts``) or ``s3://bucket/prefix`` (needs boto3).
@@ -115,6 +119,7 @@ class SearchSettings:
     ladder: int = 0
     prefilter: float = 0.0
     screen: int = 0
+    screen_levels: int = 0
     artifacts: str = ""
 
     def __post_init__(self) -> None:
@@ -133,6 +138,11 @@ class SearchSettings:
             raise ConfigError(f"search.trials must be >= 0, got {self.trials}.")
         _whole("search.ladder", self.ladder, " (0: automatic)")
         _whole("search.screen", self.screen, " (0: off)")
+        _whole("search.screen_levels", self.screen_levels, " (0: the ladder's levels)")
+        if self.screen_levels > 1 and not self.sweep:
+            raise ConfigError(f"search.screen_levels={self.screen_levels} screens below the "
+                              f"budget, which needs search.sweep = true; without the sweep "
+                              f"every trial sits at the budget (set it to 0 or 1).")
         if not 0 < self.min_density < 1 or not 0 < self.floor <= 1 or self.perturbation < 0:
             raise ConfigError(f"search.min_density and search.floor must be in (0, 1) and "
                               f"perturbation >= 0, got {self.min_density}, {self.floor}, "
@@ -147,7 +157,16 @@ class SearchSettings:
     @property
     def levels(self) -> tuple[float, ...]:
         """The budget fractions the heuristic baselines are enqueued at, lowest first."""
-        n = self.ladder or (3 if self.sweep else 1)
+        return self._spaced(self.ladder or (3 if self.sweep else 1))
+
+    @property
+    def screen_at(self) -> tuple[float, ...]:
+        """The budget fractions ``screen`` queues a trial at, lowest first."""
+        if self.screen_levels:
+            return self._spaced(self.screen_levels)
+        return self.levels if self.sweep else (1.0,)
+
+    def _spaced(self, n: int) -> tuple[float, ...]:
         if n == 1:
             return (1.0,)
         return tuple(round(self.floor + (1.0 - self.floor) * i / (n - 1), 6) for i in range(n))

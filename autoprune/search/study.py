@@ -161,8 +161,10 @@ class PruneSearch:
         """Queue the best-estimated of ``search.screen`` draws at each level, once."""
         s, record = self.cfg.search, self.record_
         done = record.screened_levels()
-        todo = tuple(lv for lv in reversed(s.levels if s.sweep else (1.0,))  # full budget first
+        todo = tuple(lv for lv in reversed(s.screen_at)  # full budget first
                      if round(lv, 6) not in done)
+        if not todo:
+            return
         for _, params, est in screen(self.space_, todo, s.screen, seed=self.cfg.sampler_seed,
                                      sweep=s.sweep):
             record.enqueue_screened(params, est, s.screen)
