@@ -54,6 +54,27 @@ def test_rank_correlations_match_hand_computed_values():
     assert math.isnan(spearman_rho([1, 1, 1], [1, 2, 3]))
 
 
+def test_rank_scores_add_the_standardised_sum_of_estimate_and_confirmed():
+    """estimate+confirmed standardises each score over the policies before adding them, so
+    a score with a wide spread does not drown the other; the TEST numbers never enter it."""
+    from autoprune.workflow.bench import rank_scores
+
+    # estimate in wide units, confirmed in narrow ones: ranked alone each gets one pair wrong
+    est, conf, test = [10, 30, 20, 40], [1.0, 1.1, 1.3, 1.2], [1, 2, 3, 4]
+    rows = [{"policy": f"p{i}", "draw": True, "estimate": e, "recal_only": e, "proxy": c,
+             "confirmed": c, "test": t} for i, (e, c, t) in enumerate(zip(est, conf, test))]
+    scores = rank_scores(rows)
+    zsum = [r["estimate+confirmed"] for r in rows]
+    # z(est) = [-1.34, 0.45, -0.45, 1.34], z(conf) = [-1.34, -0.45, 1.34, 0.45]
+    assert zsum == pytest.approx([-2.683, 0.0, 0.894, 1.789], abs=1e-3)
+    assert scores["estimate+confirmed"]["kendall_tau"] == 1.0
+    assert scores["estimate"]["kendall_tau"] == scores["confirmed"]["kendall_tau"] == \
+        pytest.approx(4 / 6)
+    # nothing to standardise: left out, not a column of zeros
+    flat = [dict(r, estimate=5.0) for r in rows]
+    assert "estimate+confirmed" not in rank_scores(flat)
+
+
 def test_tau_ceiling_matches_a_simulated_perfect_proxy():
     """The ceiling read off two noisy seeds is the τ a proxy that knew the true quality
     reaches against one seed (simulated: quality + independent Gaussian seed noise)."""

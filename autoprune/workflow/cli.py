@@ -210,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=3, help="fine-tune seeds per point (default 3)")
     p.add_argument("--rank-policies", type=int, default=20,
                    help="policies of the rank-fidelity check (default 20)")
+    p.add_argument("--rank-seed", type=int, default=0,
+                   help="seed of the rank-fidelity check's draws from the space (default 0; "
+                        "another seed: a fresh set of policies, to check a τ out of sample)")
     p.add_argument("--rank-steps", default=None, metavar="N,N",
                    help="further proxy fine-tune lengths scored on the rank-fidelity "
                         "policies, each with its Kendall τ, e.g. 15,150 (default: none)")
@@ -556,7 +559,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                  if r.get("latency_macs_cap") else ""))
         return 0
     settings = QUICK if args.quick else BenchSettings(
-        seeds=tuple(2000 + i for i in range(args.seeds)), rank_policies=args.rank_policies)
+        seeds=tuple(2000 + i for i in range(args.seeds)), rank_policies=args.rank_policies,
+        rank_seed=args.rank_seed)
     if args.levels:
         try:
             levels = tuple(float(v) for v in args.levels.split(","))

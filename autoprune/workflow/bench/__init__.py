@@ -88,6 +88,9 @@ class BenchSettings:
             raise ConfigError(f"bench needs rank_policies >= 4, latency_repeats >= 1 and a "
                               f"batch size, got {self.rank_policies}, {self.latency_repeats}, "
                               f"{list(self.latency_batches)}.")
+        if self.rank_seed < 0:
+            raise ConfigError(f"bench rank seed must be a whole number >= 0, got "
+                              f"{self.rank_seed}.")
         for name, of, least in (("rank_steps", " of fine-tune steps", 0),
                                 ("rank_proxy_seeds", "", 0),
                                 ("rank_images", " of validation images", 1)):
@@ -223,6 +226,10 @@ def rewrite_bench(out_dir: Path, record=None, study_levels: list[float] | None =
         r["confirmed_heuristics"] = confirmed_heuristics_from_ladder(record, r["heuristics"])
     if study_levels is not None and r.get("study_levels") is None:
         r["study_levels"] = list(study_levels)
+    rf = r.get("rank_fidelity")
+    if rf and rf.get("rows"):
+        variants = [k for k in rf.get("labels", {}) if k != "proxy"]
+        rf["scores"] = rank_scores(rf["rows"], variants)
     r["comparison"] = _compare(r["heuristics"], r["searched"], r["dense"], r.get("latency"),
                                r["budget"], r.get("latency_macs_cap"),
                                r.get("confirmed_heuristics"), r.get("study_levels"))
@@ -434,8 +441,28 @@ def _rank_fidelity(search: PruneSearch, ev: Evaluator, settings: BenchSettings, 
                if retest_seed is not None else {})})
     test = [r["test"] for r in rows]
     draws = [r for r in rows if r["draw"]]
+    scores = rank_scores(rows, variants)
+    return {"rows": rows, "scores": scores, "test_seed": settings.seeds[0],
+            "retest_seed": retest_seed, "draw_seed": settings.rank_seed,
+            "labels": {"proxy": f"proxy ({p.steps} steps, {p.val_limit} images)",
+                       **{k: lab for k, (lab, _) in variants.items()}},
+            "proxy_seconds": {k: statistics.median(v) for k, v in seconds.items() if v},
+            "test_spread": _spread(test),
+            "draws_test_spread": _spread([r["test"] for r in draws])}
+
+
+def rank_scores(rows: list[dict], variants=()) -> dict:
+    """Each score's Kendall τ and Spearman ρ against the finalized TEST accuracy of the
+    rank-fidelity ``rows`` (and τ over the draws alone), the re-test's with its ceiling.
+    Adds to every row ``estimate+confirmed``: the sum of the scan estimate and the confirmed
+    score, each standardised over the rows (no TEST number enters it), which ranks by both
+    evidences at once where each alone is noisy."""
+    _add_zsum(rows, "estimate+confirmed", ("estimate", "confirmed"))
+    test = [r["test"] for r in rows]
+    draws = [r for r in rows if r["draw"]]
     scores = {}
-    for key in ("estimate", "recal_only", "proxy", *variants, "confirmed", "test_retest"):
+    for key in ("estimate", "recal_only", "proxy", *variants, "confirmed",
+                "estimate+confirmed", "test_retest"):
         vals = [r.get(key) for r in rows]
         if any(v is None for v in vals):
             continue
@@ -451,13 +478,26 @@ def _rank_fidelity(search: PruneSearch, ev: Evaluator, settings: BenchSettings, 
         retest["ceiling"] = tau_ceiling(retest["kendall_tau"])
         retest["ceiling_draws"] = (tau_ceiling(retest["kendall_tau_draws"])
                                    if retest["kendall_tau_draws"] is not None else None)
-    return {"rows": rows, "scores": scores, "test_seed": settings.seeds[0],
-            "retest_seed": retest_seed,
-            "labels": {"proxy": f"proxy ({p.steps} steps, {p.val_limit} images)",
-                       **{k: lab for k, (lab, _) in variants.items()}},
-            "proxy_seconds": {k: statistics.median(v) for k, v in seconds.items() if v},
-            "test_spread": _spread(test),
-            "draws_test_spread": _spread([r["test"] for r in draws])}
+    return scores
+
+
+def _add_zsum(rows: list[dict], name: str, keys: tuple[str, ...]) -> None:
+    """``row[name]`` = the sum over ``keys`` of each value standardised over ``rows`` (mean
+    0, std 1); left out (and a stale value removed) where a key is missing or constant."""
+    for r in rows:
+        r.pop(name, None)
+    cols = {k: [r.get(k) for r in rows] for k in keys}
+    if len(rows) < 2 or any(v is None for vals in cols.values() for v in vals):
+        return
+    z = {}
+    for k, vals in cols.items():
+        sd = statistics.pstdev(vals)
+        if sd == 0:
+            return
+        mean = statistics.fmean(vals)
+        z[k] = [(v - mean) / sd for v in vals]
+    for i, r in enumerate(rows):
+        r[name] = sum(z[k][i] for k in keys)
 
 
 def _spread(values: list[float]) -> dict:

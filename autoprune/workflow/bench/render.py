@@ -238,7 +238,9 @@ def _rank_section(doc: Document, rf: dict, r: dict) -> None:
     spread = rf["test_spread"]
     seed_std = _seed_std(r)
     doc.paragraph(f"{len(rf['rows'])} policies (the heuristics and draws from the study's "
-                  f"space at the full budget). Finalized TEST accuracy (seed {rf['test_seed']}) "
+                  f"space at the full budget"
+                  + (f", drawn with seed {rf['draw_seed']}" if rf.get("draw_seed") else "")
+                  + f"). Finalized TEST accuracy (seed {rf['test_seed']}) "
                   f"spans {spread['min']:.2f}–{spread['max']:.2f} % (std {spread['std']:.2f}); "
                   f"the seed-to-seed std of a finalized point is about {seed_std:.2f} pp."
                   + (" The spread is within about twice the seed noise, so these τ mostly "
@@ -246,6 +248,8 @@ def _rank_section(doc: Document, rf: dict, r: dict) -> None:
                      < 2 * 2 * seed_std else ""))
     labels = rf.get("labels", {})
     score_labels = {**labels,
+                    "estimate+confirmed": "scan estimate + confirmed (each standardised over "
+                                          "these policies)",
                     "test_retest": f"finalized TEST re-run, seed {rf.get('retest_seed')}"}
     secs = rf.get("proxy_seconds", {})
     ds = rf.get("draws_test_spread")
