@@ -588,13 +588,25 @@ def test_confirm_heuristics_all_or_only_the_best_by_proxy_at_each_level():
                  "feasible": True, "size_mib": 0.9, "macs": 90.0})
 
     class Record:
+        screened: set[int] = set()
+
         def results(self):
             return pd.DataFrame(rows)
+
+        def screened_trials(self):
+            return self.screened
 
     best = candidates(Record(), ["accuracy", "size"], 0, (0.5, 1.0), heuristics="best")
     assert sorted(best) == [1, 4, 6]  # global_ranking at each level, the searched trial
     every = candidates(Record(), ["accuracy", "size"], 0, (0.5, 1.0))
     assert sorted(every) == list(range(7))
+    # a screened trial is confirmed even where nothing else would choose it: below every
+    # level's heuristics in proxy score, and over the 0.5 level's costs
+    rows.append({"trial": 7, "baseline": "", "level": 0.6, "proxy_acc": 70.0,
+                 "feasible": True, "size_mib": 0.6, "macs": 60.0})
+    assert 7 not in candidates(Record(), ["accuracy", "size"], 0, (0.5, 1.0))
+    Record.screened = {7}
+    assert 7 in candidates(Record(), ["accuracy", "size"], 0, (0.5, 1.0), heuristics="best")
 
 
 def test_sampler_seed_changes_the_proposals_not_the_scores(synthetic_idx_root, in_tmp):

@@ -34,7 +34,10 @@ def candidates(record: StudyRecord, objectives: Sequence[str], top: int,
     searched trial, and at each ladder level the best heuristic there and the best searched
     trial that fits the level (see :func:`level_pairs`); with ``heuristics="all"`` every
     heuristic built for a level too, so that the study's pick among them rests on confirmed
-    scores rather than on the search-time proxy. With ``rungs``, among the trials that
+    scores rather than on the search-time proxy; and every screened trial (``search.screen``:
+    one per screened level, the searched trials the scan's estimate chose, which the proxy
+    alone can leave out when a level's costs exclude them or the front's spread passes them
+    by). With ``rungs``, among the trials that
     reached the top rung, by their score there."""
     res = top_rung(record.results(), rungs)
     feas = res[res["feasible"].astype(bool)]
@@ -49,6 +52,8 @@ def candidates(record: StudyRecord, objectives: Sequence[str], top: int,
     if heuristics == "all":
         for level in levels:
             chosen += _heuristics_at(feas, level)["trial"].astype(int).sort_values().tolist()
+    screened = record.screened_trials()
+    chosen += sorted(int(n) for n in feas["trial"] if int(n) in screened)
     return list(dict.fromkeys(chosen))
 
 

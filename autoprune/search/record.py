@@ -335,6 +335,11 @@ class StudyRecord:
         return {round(v.level, 6) for v in self.views((ts.COMPLETE, ts.WAITING, ts.RUNNING))
                 if _SCREEN in v.trial.user_attrs}
 
+    def screened_trials(self) -> set[int]:
+        """Numbers of the complete screened trials."""
+        return {v.number for v in self.views((optuna.trial.TrialState.COMPLETE,))
+                if _SCREEN in v.trial.user_attrs}
+
     def enqueue_screened(self, params: dict[str, float], estimate: float, draws: int) -> None:
         """Queue a searched trial with fixed ``params``: the best of ``draws`` policies by the
         scan's additive ``estimate`` (see :mod:`autoprune.search.screening`)."""
