@@ -216,6 +216,69 @@ def test_level_pairs_compare_at_equal_budget():
     pairs = {p["level"]: p for p in level_pairs(res, (0.5, 1.0))}
     assert pairs[1.0]["heuristic_trial"] == 1 and pairs[1.0]["searched_trial"] == 4
     assert pairs[0.5]["heuristic_trial"] == 3 and pairs[0.5]["searched_trial"] == 5
+    # with a pick score, both are chosen by it; the accuracies stay the confirmed ones
+    res["pick_score"] = [2.0, 1.0, 0.0, -1.0, 0.5, 3.0, 9.0]
+    pairs = {p["level"]: p for p in level_pairs(res, (0.5, 1.0))}
+    assert pairs[1.0]["heuristic_trial"] == 0 and pairs[1.0]["searched_trial"] == 6
+    assert pairs[0.5]["heuristic_trial"] == 2 and pairs[0.5]["searched_trial"] == 5
+    assert pairs[1.0]["heuristic_acc"] == 91.0 and pairs[1.0]["heuristic_score"] == 2.0
+
+
+def test_pick_scores_add_the_standardised_estimate_and_fall_back_without_one():
+    """estimate+confirmed: each standardised over the confirmed feasible trials, summed;
+    NaN for the others; the confirmed accuracy where any of them lacks an estimate."""
+    import math
+
+    import pandas as pd
+
+    from autoprune.search.selection import pick, pick_scores
+
+    res = pd.DataFrame({
+        "trial": [0, 1, 2, 3, 4],
+        "feasible": [True, True, True, True, False],
+        "confirmed_acc": [90.0, 91.0, 92.0, math.nan, 95.0],
+        "estimate": [80.0, 86.0, 83.0, 99.0, 99.0],
+        "size_mib": [1.0, 1.0, 1.0, 1.0, 1.0], "latency_ms": 1.0,
+    })
+    plain = pick_scores(res, fuse=False)
+    assert plain.iloc[:3].tolist() == [90.0, 91.0, 92.0] and plain.iloc[3:].isna().all()
+    fused = pick_scores(res, fuse=True)
+    # z(conf) = [-1.22, 0, 1.22], z(est) = [-1.22, 1.22, 0]
+    assert fused.iloc[:3].tolist() == pytest.approx([-2.449, 1.225, 1.225], abs=1e-3)
+    assert fused.iloc[3:].isna().all()  # unconfirmed, infeasible
+    # trial 1 (a middling accuracy with the best estimate) ties trial 2; a little more
+    # estimate makes it the best pick, though trial 2 is the more accurate
+    res.loc[1, "estimate"] = 87.0
+    res["pick_score"] = pick_scores(res, fuse=True)
+    ok = res[res["pick_score"].notna()]
+    assert pick(ok, "best", dense_acc=93.0) == 1
+    assert pick(ok.drop(columns="pick_score"), "best", dense_acc=93.0) == 2
+    # a constant score adds nothing: the other alone orders the trials
+    flat = res.assign(confirmed_acc=[91.0, 91.0, 91.0, math.nan, 95.0])
+    assert pick_scores(flat, fuse=True).iloc[:3].tolist() == pytest.approx(
+        [-1.162, 1.279, -0.116], abs=1e-3)
+    res.loc[0, "estimate"] = math.nan
+    assert pick_scores(res, fuse=True).iloc[:3].tolist() == [90.0, 91.0, 92.0]
+
+
+def test_backfill_records_estimates_for_trials_scored_without_one():
+    import optuna
+
+    from autoprune.engine.policy import Policy
+    from autoprune.search.record import StudyRecord
+
+    study = optuna.create_study()
+    pol = Policy("channel", keep={"g0": 0.5})
+    attrs = {"policy": pol.to_dict(), "accuracy": 90.0, "size_mib": 1.0, "params": 1,
+             "macs": 1, "latency_ms": 1.0, "seconds": 1.0}
+    for est in (None, 77.0):
+        study.add_trial(optuna.trial.create_trial(
+            values=[90.0], user_attrs={**attrs, **({"estimate": est} if est else {})}))
+    record = StudyRecord(study)
+    assert record.results()["estimate"].isna().tolist() == [True, False]
+    assert record.backfill_estimates(lambda p: 42.0 if p.keep == {"g0": 0.5} else None) == 1
+    assert record.results()["estimate"].tolist() == [42.0, 77.0]
+    assert record.backfill_estimates(lambda p: 0.0) == 0  # never twice
 
 
 def test_heuristics_enqueued_at_every_ladder_level_and_compared_there(synthetic_idx_root,
@@ -260,14 +323,18 @@ def test_heuristics_enqueued_at_every_ladder_level_and_compared_there(synthetic_
             assert t["macs"] <= at["macs"].max() * 1.005
     table = level_table(search)
     assert table["level (x budget)"].tolist() == [0.5, 0.75, 1.0]
-    # the study's pick at a level: the best confirmed of the level's pair, named
+    # the study's pick at a level: the best-scored of the level's pair, named; in channel
+    # mode (pick_by "auto") the score is estimate+confirmed, every trial having its estimate
+    assert res["estimate"].notna().all() and search.pick_rule == "estimate+confirmed"
     by_trial = res.set_index("trial")
     for p, pick in zip(level_pairs(res, cfg.search.levels), table["study's pick"]):
         n = int(re.search(r"trial (\d+)", pick).group(1))
         assert n in {p["heuristic_trial"], p["searched_trial"]}
-        assert by_trial.loc[n, "confirmed_acc"] == max(
-            p["heuristic_acc"], p["searched_acc"] if p["searched_trial"] else -1.0)
+        assert by_trial.loc[n, "pick_score"] == max(
+            p["heuristic_score"], p["searched_score"] if p["searched_trial"] else -1e9)
         assert pick.startswith("searched") == (by_trial.loc[n, "baseline"] == "")
+    # and `best` is the full budget's pick, what export writes
+    assert f"trial {search.pick_trial('best')}" in table["study's pick"].iloc[-1]
     from autoprune.workflow.cli import format_front
 
     printed = [line for line in format_front(search).splitlines() if "x budget:" in line]

@@ -186,6 +186,15 @@ def distill_key(settings: ProxySettings | FinalizeSettings) -> list:
     return [settings.distill, settings.temperature] if settings.distill > 0 else []
 
 
+PICK_BY = ("auto", "confirmed", "estimate+confirmed")
+
+
+def fuses_estimate(pick_by: str, mode: str) -> bool:
+    """Whether picks rank by ``estimate+confirmed`` (``proxy.pick_by``, resolved for
+    ``auto`` by the search ``mode``)."""
+    return pick_by == "estimate+confirmed" or (pick_by == "auto" and mode == "channel")
+
+
 @dataclass(frozen=True)
 class ProxySettings:
     """The cheap score of one policy.
@@ -212,6 +221,14 @@ class ProxySettings:
         confirm_heuristics: Which heuristic trials of each ladder level are confirmed:
             ``all`` (the study then picks among heuristics on confirmed scores) or ``best``
             (only the one with the best search-time score).
+        pick_by: What the study's picks rank confirmed trials by (the pick at each ladder
+            level, and ``best``): ``confirmed`` (the confirmed validation accuracy),
+            ``estimate+confirmed`` (the sum of the confirmed accuracy and the scan's
+            additive estimate, each standardised over the study's confirmed feasible
+            trials; see :func:`autoprune.search.selection.pick_scores`) or ``auto``
+            (``estimate+confirmed`` in channel mode, where the benchmarks measured it picking
+            better; ``confirmed`` in fine and hybrid modes, where the estimate ranks poorly).
+            Changes no trial, so not in the fingerprint.
     """
 
     # 30, not 100: a fine-tune of ~0.3x the studies' own length ranked policies better on
@@ -231,9 +248,11 @@ class ProxySettings:
     rungs: tuple[int, ...] = field(default=(), repr=False)
     promote: float = field(default=1 / 3, repr=False)
     confirm_heuristics: str = field(default="all", repr=False)
+    pick_by: str = field(default="auto", repr=False)
 
     def __post_init__(self) -> None:
         _check_distill("proxy", self.distill, self.temperature)
+        _choice("proxy.pick_by", self.pick_by, PICK_BY)
         rungs = tuple(self.rungs)
         if any(not isinstance(r, int) or isinstance(r, bool) for r in rungs) or any(
                 b <= a for a, b in zip((self.steps, *rungs), rungs)):

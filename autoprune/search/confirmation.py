@@ -66,34 +66,40 @@ def level_pairs(results: pd.DataFrame, levels: Sequence[float], acc: str = "conf
                 ) -> list[dict]:
     """At each ladder level: the feasible heuristic trial built for it with the highest
     ``acc``, and the feasible searched trial with the highest ``acc`` among those that fit
-    the level. ``None`` where there is none. Every feasible trial fits the full budget (its
-    constraints are the budget's), whether or not a heuristic built for it is feasible
-    (under a measured latency budget, heuristics projected onto the budget land on either
-    side of it). Below it a searched trial fits if it costs no more than the costliest
-    feasible heuristic built for the level (size and MACs, within 0.5 %: the costs a policy
-    is built to; measured latency is too noisy to rank by): equal budget, as the benchmark
-    compares; with no heuristic to say what the level allows, none fits."""
-    feas = results[results["feasible"].astype(bool) & results[acc].notna()]
+    the level. ``None`` where there is none. With ``acc="confirmed_acc"`` and a
+    ``pick_score`` column (:func:`autoprune.search.selection.pick_scores`), both are chosen
+    by that score, and ``*_score`` says which of the two the study picks. Every feasible
+    trial fits the full budget (its constraints are the budget's), whether or not a heuristic
+    built for it is feasible (under a measured latency budget, heuristics projected onto the
+    budget land on either side of it). Below it a searched trial fits if it costs no more
+    than the costliest feasible heuristic built for the level (size and MACs, within 0.5 %:
+    the costs a policy is built to; measured latency is too noisy to rank by): equal budget,
+    as the benchmark compares; with no heuristic to say what the level allows, none fits."""
+    by = "pick_score" if acc == "confirmed_acc" and "pick_score" in results else acc
+    feas = results[results["feasible"].astype(bool) & results[acc].notna()
+                   & results[by].notna()]
     out = []
     for level in levels:
         heur = _heuristics_at(feas, level)
-        h = heur.loc[heur[acc].idxmax()] if len(heur) else None
+        h = heur.loc[heur[by].idxmax()] if len(heur) else None
         srch = feas[feas["baseline"] == ""]
         full = level >= 1.0 - 1e-9
         if h is not None and not full:
             srch = srch[(srch["size_mib"] <= heur["size_mib"].max() * 1.005)
                         & (srch["macs"] <= heur["macs"].max() * 1.005)]
         compared = h is not None or full
-        t = srch.loc[srch[acc].idxmax()] if compared and len(srch) else None
+        t = srch.loc[srch[by].idxmax()] if compared and len(srch) else None
         out.append({
             "level": level,
             "heuristic": h["baseline"] if h is not None else None,
             "heuristic_trial": int(h["trial"]) if h is not None else None,
             "heuristic_acc": float(h[acc]) if h is not None else math.nan,
             "heuristic_std": _std(h, acc),
+            "heuristic_score": float(h[by]) if h is not None else math.nan,
             "searched_trial": int(t["trial"]) if t is not None else None,
             "searched_acc": float(t[acc]) if t is not None else math.nan,
             "searched_std": _std(t, acc),
+            "searched_score": float(t[by]) if t is not None else math.nan,
         })
     return out
 

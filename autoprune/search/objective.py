@@ -56,8 +56,11 @@ class Objective:
         if steps:
             view.set_refit(steps, passed)
         view.set_policy(policy)
-        if self.prefilter > 0 and not name:
-            self._maybe_skip(trial, view, policy)
+        est = self.space.estimate(policy)
+        if est is not None:  # milliseconds; the study's picks can rank by it
+            view.set_estimate(est)
+        if self.prefilter > 0 and not name and est is not None:
+            self._maybe_skip(trial, policy, est)
         # the refit timed this very structure; fine-tuning changes weights, not shapes
         score = self.scorer.score(policy, latency_ms=steps[-1]["ms"] if steps else None)
         view.set_score({**score.to_dict(), "size_ratio": score.size_mib / self.dense["size_mib"]})
@@ -92,12 +95,8 @@ class Objective:
         for k, v in self.budget.constraints(self.dense, measured).items():
             trial.set_constraint(k, v)
 
-    def _maybe_skip(self, trial: optuna.Trial, view: TrialView, policy) -> None:
-        est = self.space.estimate(policy)
-        if est is None:
-            return
+    def _maybe_skip(self, trial: optuna.Trial, policy, est: float) -> None:
         best = StudyRecord(trial.study).best_feasible_accuracy()
-        view.set_estimate(est)
         if best is not None and est < best - self.prefilter:
             # only size is known without pruning; MACs and latency count as met
             self._constrain(trial, {"size_mib": self.space.size_mib(policy), "macs": 0,

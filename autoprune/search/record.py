@@ -41,6 +41,7 @@ _LEVEL = "level"
 _SCREEN = "screen"
 _POLICY = "policy"
 _ESTIMATE = "estimate"
+_ESTIMATES = "estimates"  # study level: trial -> estimate, for trials scored before it was kept
 _REFIT = "latency_refit"
 _REFIT_PASSED = "latency_refit_passed"
 _REFIT_REUSED = "latency_from_refit"
@@ -124,7 +125,8 @@ class FinalPoint(_Record):
 
 RESULT_COLUMNS = ["trial", "baseline", "level", "feasible", "proxy_acc", "size_mib",
                   "size_ratio", "params", "macs", "latency_ms", "seconds", "policy",
-                  "confirmed_acc", "confirmed_std", "confirmed_n", "rung_steps", "rung_acc"]
+                  "confirmed_acc", "confirmed_std", "confirmed_n", "rung_steps", "rung_acc",
+                  "estimate"]
 
 
 class TrialView:
@@ -263,6 +265,19 @@ class StudyRecord:
         return {int(k[len(_RUNG):]): {int(s): a for s, a in v.items()}
                 for k, v in self.study.user_attrs.items() if k.startswith(_RUNG)}
 
+    def backfill_estimates(self, estimate) -> int:
+        """Record the scan's additive estimate (``estimate(policy)``) of every complete trial
+        that lacks one (scored before trials kept it); returns how many were added."""
+        known = {int(k): v for k, v in self.study.user_attrs.get(_ESTIMATES, {}).items()}
+        added = {v.number: estimate(v.policy)
+                 for v in self.views((optuna.trial.TrialState.COMPLETE,))
+                 if v.has_policy and v.estimate is None and v.number not in known}
+        added = {n: e for n, e in added.items() if e is not None}
+        if added:
+            self.study.set_user_attr(_ESTIMATES, {str(n): e for n, e in
+                                                  {**known, **added}.items()})
+        return len(added)
+
     def set_rung(self, trial: int, steps: int, accuracy: float) -> None:
         done = self.study.user_attrs.get(f"{_RUNG}{trial}", {})
         self.study.set_user_attr(f"{_RUNG}{trial}", {**done, str(steps): accuracy})
@@ -365,6 +380,7 @@ class StudyRecord:
         dense = self.dense
         conf = self.confirmations()
         rungs = self.rungs()
+        backfilled = {int(k): v for k, v in self.study.user_attrs.get(_ESTIMATES, {}).items()}
         rows = []
         for v in self.views((optuna.trial.TrialState.COMPLETE,)):
             pol = v.trial.user_attrs[_POLICY]
@@ -388,5 +404,11 @@ class StudyRecord:
                 "confirmed_n": len(c.accs) if c else math.nan,
                 "rung_steps": top[0] if top else math.nan,
                 "rung_acc": top[1] if top else math.nan,
+                "estimate": _or_nan(v.estimate if v.estimate is not None
+                                    else backfilled.get(v.number)),
             })
         return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+
+
+def _or_nan(x: float | None) -> float:
+    return math.nan if x is None else float(x)

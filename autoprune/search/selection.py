@@ -17,7 +17,7 @@ import pandas as pd
 from autoprune.errors import ConfigError, StudyStateError
 from autoprune.search.budget import AXES
 
-__all__ = ["pareto_mask", "front", "spread", "knee", "pick", "PICKS"]
+__all__ = ["pareto_mask", "front", "spread", "knee", "pick", "pick_scores", "fuses", "PICKS"]
 
 PICKS = ("best", "knee", "smallest")
 
@@ -62,6 +62,41 @@ def spread(points: pd.DataFrame, k: int, acc: str = "proxy_acc") -> list[int]:
     return picks
 
 
+def pick_scores(results: pd.DataFrame, fuse: bool) -> pd.Series:
+    """What the study's picks rank its confirmed feasible trials by (NaN for the others):
+    the confirmed accuracy, or with ``fuse`` the sum of the confirmed accuracy and the scan's
+    additive estimate, each standardised over those trials (mean 0, std 1).
+
+    Why: two noisy views of a policy's quality, one from fine-tuning on held-out images and
+    one from the sensitivity scan, fail on different policies; their sum ranked the
+    benchmarks' rank-fidelity policies better than either (README, "Where the search has
+    room"). A score that is the same for every trial adds nothing (0). Falls back to the
+    confirmed accuracy where a trial has no estimate (studies scored before trials kept it,
+    until a search backfills them): see :func:`fuses`."""
+    out = pd.Series(math.nan, index=results.index, dtype=float)
+    if results.empty:
+        return out
+    ok = results["feasible"].astype(bool) & results["confirmed_acc"].notna()
+    conf = results.loc[ok, "confirmed_acc"].astype(float)
+    out[ok] = conf
+    if not (fuse and fuses(results)):
+        return out
+    out[ok] = _z(conf) + _z(results.loc[ok, "estimate"].astype(float))
+    return out
+
+
+def fuses(results: pd.DataFrame) -> bool:
+    """Can :func:`pick_scores` fuse the estimate: does every confirmed feasible trial have
+    one?"""
+    ok = results["feasible"].astype(bool) & results["confirmed_acc"].notna()
+    return bool(ok.any()) and bool(results.loc[ok, "estimate"].notna().all())
+
+
+def _z(v: pd.Series) -> pd.Series:
+    sd = v.std(ddof=0)
+    return (v - v.mean()) / sd if sd > 0 else v * 0.0
+
+
 def knee(points: pd.DataFrame, acc: str = "confirmed_acc"):
     """Index of the point farthest from the line joining the extremes (accuracy vs log size)."""
     if len(points) <= 2:
@@ -82,8 +117,10 @@ def pick(points: pd.DataFrame, how: str = "best", *, dense_acc: float,
     """The trial number of one front point.
 
     Args:
-        points: A confirmed front (:func:`front`).
-        how: ``best`` (highest confirmed accuracy), ``knee`` (:func:`knee`) or ``smallest``.
+        points: A confirmed front (:func:`front`); for ``best`` any confirmed rows.
+        how: ``best`` (highest ``pick_score`` where the rows have one, see
+            :func:`pick_scores`; else the highest confirmed accuracy), ``knee``
+            (:func:`knee`) or ``smallest``.
         dense_acc: The dense validation accuracy ``max_drop`` is measured from.
         max_drop, max_size_mib, max_latency_ms: Filters applied first.
     """
@@ -102,7 +139,9 @@ def pick(points: pd.DataFrame, how: str = "best", *, dense_acc: float,
         raise ConfigError(f"No confirmed front point meets the filters (max_drop={max_drop}, "
                           f"max_size_mib={max_size_mib}, max_latency_ms={max_latency_ms}).")
     if how == "best":
-        row = points.loc[points["confirmed_acc"].idxmax()]
+        by = "pick_score" if "pick_score" in points and points["pick_score"].notna().all() \
+            else "confirmed_acc"
+        row = points.loc[points[by].idxmax()]
     elif how == "smallest":
         row = points.loc[points["size_mib"].idxmin()]
     else:

@@ -25,7 +25,7 @@ from autoprune.engine.policy import Policy, get_mode
 from autoprune.errors import ConfigError, StudyStateError
 from autoprune.search import artifacts, confirmation, promotion, selection
 from autoprune.search.budget import objective_direction
-from autoprune.search.config import StudyConfig, load_config
+from autoprune.search.config import StudyConfig, fuses_estimate, load_config
 from autoprune.search.objective import Objective
 from autoprune.search.optimize import optimize
 from autoprune.search.plan import plan_space
@@ -191,6 +191,8 @@ class PruneSearch:
                                       f"finished trials are kept, re-run to continue.")
         else:
             self._optimize(study)
+        if self.space_.scan is not None:  # trials scored before trials kept their estimate
+            self.record_.backfill_estimates(self.space_.estimate)
         self.confirm()
         self._collect()
         out = cfg.run_dir
@@ -238,8 +240,31 @@ class PruneSearch:
         return res[res["confirmed_acc"].notna()].reset_index(drop=True)
 
     def _collect(self) -> None:
-        self.results_ = self.record_.results()
+        res = self.record_.results()
+        self.results_ = res.assign(pick_score=selection.pick_scores(res, self.fuses_estimate))
         self.pareto_ = selection.front(self.results_, self.cfg.search.objectives)
+
+    @property
+    def fuses_estimate(self) -> bool:
+        """Whether the study's picks are to rank by estimate+confirmed (``proxy.pick_by``)."""
+        return fuses_estimate(self.cfg.proxy.pick_by, self.cfg.search.mode)
+
+    @property
+    def pick_rule(self) -> str:
+        """What the picks rank by: ``estimate+confirmed``, or ``confirmed`` (also where the
+        fusion fell back, a confirmed trial having no estimate)."""
+        fused = self.fuses_estimate and selection.fuses(self.results_)
+        return "estimate+confirmed" if fused else "confirmed"
+
+    def pick_rule_text(self) -> str:
+        """One phrase for reports: how the study picks among confirmed trials."""
+        if self.pick_rule == "confirmed":
+            why = (" (estimate+confirmed was asked for, but a confirmed trial has no scan "
+                   "estimate: run the search again to record them)"
+                   if self.fuses_estimate else "")
+            return f"the better confirmed accuracy{why}"
+        return ("the better score of confirmed accuracy plus the scan's additive estimate, "
+                "each standardised over the study's confirmed trials (proxy.pick_by)")
 
     def pick_trial(self, pick: str = "best", *, max_drop: float | None = None,
                    max_size_mib: float | None = None, max_latency_ms: float | None = None
@@ -247,7 +272,11 @@ class PruneSearch:
         """The trial number of a confirmed front point (see :func:`selection.pick`)."""
         if not hasattr(self, "pareto_"):
             raise RuntimeError("Call run() (or load()) first.")
-        return selection.pick(self.pareto_, pick, dense_acc=self.record_.dense.val_acc,
+        # the best is the best-scored of every confirmed feasible trial, as at the full
+        # budget's level; with estimate+confirmed it need not be on the accuracy front
+        points = self.results_[self.results_["pick_score"].notna()] if pick == "best" \
+            else self.pareto_
+        return selection.pick(points, pick, dense_acc=self.record_.dense.val_acc,
                               max_drop=max_drop, max_size_mib=max_size_mib,
                               max_latency_ms=max_latency_ms)
 

@@ -436,7 +436,8 @@ def format_front(search) -> str:
     levels = level_table(search)
     if not levels.empty:
         lines.append("level by level (confirmed %; the best heuristic at each level vs the best "
-                     "searched trial within the level's budget; pick: the better of the two):")
+                     "searched trial within the level's budget; pick: the one with "
+                     f"{search.pick_rule_text()}):")
         for _, r in levels.iterrows():
             lines.append(f"  {r.iloc[0]:.3f} x budget: {r.iloc[1]:<15} {r.iloc[2]:>14}   "
                          f"searched {r.iloc[3]!s:>4} {r.iloc[4]:>14}   {r.iloc[5]:>6} pp   "
@@ -547,13 +548,16 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     cfg = load_study(args, extra)
     if args.rewrite:
         out = Path(args.out) if args.out else Path("reports") / "benchmarks" / cfg.name
-        record = None
-        try:  # the study's latency calibration and confirmed heuristic trials, where its
-            # storage is still here
-            record = PruneSearch.load(cfg, device=args.device, progress=False).record_
+        record = scores = None
+        try:  # the study's latency calibration, confirmed heuristic trials and pick scores,
+            # where its storage is still here
+            loaded = PruneSearch.load(cfg, device=args.device, progress=False)
+            record = loaded.record_
+            scores = dict(zip(loaded.results_["trial"].astype(int),
+                              loaded.results_["pick_score"]))
         except StudyStateError:
             pass
-        r = rewrite_bench(out, record, list(cfg.search.levels))
+        r = rewrite_bench(out, record, list(cfg.search.levels), scores)
         print(f"comparisons of {cfg.name} recomputed; {out}/report.md rewritten"
               + (f" (latency MACs cap {r['latency_macs_cap']:.3f} of dense)"
                  if r.get("latency_macs_cap") else ""))

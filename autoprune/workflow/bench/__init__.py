@@ -157,6 +157,7 @@ def run_bench(search: PruneSearch, settings: BenchSettings, out_dir: Path, *,
         rows = list(_confirmed(search.results_, heuristics=heuristics).iterrows())
         return [{"trial": int(r["trial"]), **fields(r),
                  "confirmed_acc": float(r["confirmed_acc"]),
+                 "pick_score": float(r["pick_score"]),
                  **_finalized(ev, search.record_.trial(int(r["trial"])).policy,
                               settings.seeds, dense)}
                 for _, r in tqdm(rows, desc=desc, unit="point", disable=not progress)]
@@ -202,8 +203,8 @@ def latency_macs_cap(record, dense: dict) -> float | None:
     return cap / dense["macs"] if cap is not None else None
 
 
-def rewrite_bench(out_dir: Path, record=None, study_levels: list[float] | None = None
-                  ) -> dict:
+def rewrite_bench(out_dir: Path, record=None, study_levels: list[float] | None = None,
+                  pick_scores: dict[int, float] | None = None) -> dict:
     """Recompute the comparisons of ``out_dir/results.json`` from the points it holds and
     rewrite its report (and the headline table): nothing is evaluated or measured again.
     For when the comparison itself changes, so every committed benchmark follows it.
@@ -211,7 +212,8 @@ def rewrite_bench(out_dir: Path, record=None, study_levels: list[float] | None =
     lack, and which heuristic trials it has confirmed now (confirming more of them after the
     benchmark changes the study's pick; they are the ladder's policies, already finalized).
     ``study_levels``: the study's ladder levels, for results written before they were
-    stored."""
+    stored. ``pick_scores``: trial -> the study's pick score now (its
+    ``results_["pick_score"]``), read with ``record``."""
     path = Path(out_dir) / "results.json"
     if not path.is_file():
         raise ConfigError(f"no benchmark results at {path}: run `autoprune bench STUDY` first.")
@@ -224,6 +226,10 @@ def rewrite_bench(out_dir: Path, record=None, study_levels: list[float] | None =
         r["latency_macs_cap"] = latency_macs_cap(record, r["dense"])
     if record is not None:
         r["confirmed_heuristics"] = confirmed_heuristics_from_ladder(record, r["heuristics"])
+        if pick_scores is not None:
+            for p in r["searched"] + r["confirmed_heuristics"]:
+                score = pick_scores.get(p["trial"])
+                p["pick_score"] = None if score is None or math.isnan(score) else score
     if study_levels is not None and r.get("study_levels") is None:
         r["study_levels"] = list(study_levels)
     rf = r.get("rank_fidelity")
@@ -368,8 +374,11 @@ def _compare(heuristics: dict, searched: list[dict], dense: dict, latency: dict 
         s = max(cands, key=lambda p: p["test_mean"]) if cands else None
         n = len(h["test_accs"])
         pool = cands + [p for p in confirmed_heuristics or [] if fits_level(p, limits)]
+        # by the study's pick score (results written before it: the confirmed accuracy);
         # a tie goes to the heuristic, as in the study's own report (workflow.report._pick)
-        pick = (max(pool, key=lambda p: (p["confirmed_acc"], bool(p.get("baseline"))))
+        by = "pick_score" if all(p.get("pick_score") is not None for p in pool) \
+            else "confirmed_acc"
+        pick = (max(pool, key=lambda p: (p[by], bool(p.get("baseline"))))
                 if pool and confirmed_heuristics is not None else None)
         per_level.append({
             "level": level, "size_ratio": h["size_ratio"], "macs_ratio": h["macs_ratio"],

@@ -136,13 +136,16 @@ def _document(r: dict, plots: list[Path], out: Path) -> Document:
                   f"(what the budget caps; a cap the budget does not state, such as the MACs a "
                   f"latency budget allows, is the costliest heuristic's at the level); diff ± "
                   f"its standard error over seeds. The study's pick: what the study itself "
-                  f"reports at the level, the trial with the best confirmed (validation) score "
-                  f"among its searched and its enqueued heuristic trials within the level's "
-                  f"budget; its diff is against the same best heuristic, on TEST; within 1 "
-                  f"std: the diff is at least minus the seed-to-seed spread of a difference "
-                  f"of two fine-tunes, sqrt(std_pick² + std_heuristic²). Study's level: one "
-                  f"of the levels of the study's own ladder, where it enqueued every "
-                  f"heuristic (the others lie between them).")
+                  f"reports at the level, the trial with the best "
+                  + ("pick score (confirmed validation accuracy plus the scan's additive "
+                     "estimate, each standardised over the study's confirmed trials)"
+                     if _fused(r) else "confirmed (validation) score")
+                  + " among its searched and its enqueued heuristic trials within the level's "
+                  "budget; its diff is against the same best heuristic, on TEST; within 1 "
+                  "std: the diff is at least minus the seed-to-seed spread of a difference "
+                  "of two fine-tunes, sqrt(std_pick² + std_heuristic²). Study's level: one "
+                  "of the levels of the study's own ladder, where it enqueued every "
+                  "heuristic (the others lie between them).")
     with_macs = "macs" in by
     with_pick = any(p.get("pick") for p in cmp_["per_level"])
     with_study = any(p.get("study_level") is not None for p in cmp_["per_level"])
@@ -205,6 +208,14 @@ def _document(r: dict, plots: list[Path], out: Path) -> Document:
     for p in plots:
         doc.figure(p)
     return doc
+
+
+def _fused(r: dict) -> bool:
+    """Did the study pick by estimate+confirmed (a pick score other than the confirmed
+    accuracy)?"""
+    pts = r["searched"] + (r.get("confirmed_heuristics") or [])
+    return any(p.get("pick_score") is not None
+               and abs(p["pick_score"] - p["confirmed_acc"]) > 1e-9 for p in pts)
 
 
 def _flags(r: dict, out: Path) -> str:

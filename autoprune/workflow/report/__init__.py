@@ -71,9 +71,11 @@ def level_table(search: PruneSearch) -> pd.DataFrame:
 
 
 def _pick(pair: dict) -> str:
-    """The trial the study would ship at that level: the better confirmed of the two."""
+    """The trial the study would ship at that level: the better of the two by the study's
+    pick score (a tie goes to the heuristic)."""
     if pair["searched_trial"] is not None and (pair["heuristic_trial"] is None  # none feasible
-                                               or pair["searched_acc"] > pair["heuristic_acc"]):
+                                               or pair["searched_score"]
+                                               > pair["heuristic_score"]):
         return f"searched trial {pair['searched_trial']}"
     if pair["heuristic_trial"] is None:
         return "–"
@@ -159,8 +161,9 @@ def write_report(search: PruneSearch, out_dir: Path | None = None,
                       "full budget any feasible trial; below it, no costlier in size and "
                       "MACs than the costliest heuristic there, within 0.5 %), both "
                       "confirmed with fresh seeds (mean ± std). A "
-                      "difference within the stds is a tie. The study's pick is the better "
-                      "confirmed of the two: what it would ship at that level.")
+                      "difference within the stds is a tie. The study's pick is the one with "
+                      f"{search.pick_rule_text()}: what it would ship at that level (and at "
+                      "the full budget, what `best` exports).")
         doc.table(list(levels.columns), levels.values.tolist())
     doc.heading("Pareto plots", 2)
     doc.paragraph("In report.html: hover a point for its trial, accuracy ± std, size, MACs, "
