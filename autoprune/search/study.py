@@ -282,10 +282,12 @@ class PruneSearch:
 
     def best(self, pick: str = "best", *, max_drop: float | None = None,
              max_size_mib: float | None = None, max_latency_ms: float | None = None) -> Policy:
-        """A policy from the confirmed front.
+        """A policy from the confirmed trials.
 
         Args:
-            pick: ``best`` (highest confirmed accuracy), ``knee`` (largest accuracy per size
+            pick: ``best`` (the best pick score of every confirmed feasible trial: the
+                confirmed accuracy, or in channel mode the confirmed accuracy plus the scan's
+                estimate, see ``proxy.pick_by``), ``knee`` (largest accuracy per size
                 lost, the front's knee) or ``smallest`` (smallest size within ``max_drop``
                 points of the dense validation accuracy).
             max_drop, max_size_mib, max_latency_ms: Filters on the front.

@@ -183,7 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_study_args(p)
     p.add_argument("--trial", type=int, default=None, help="export this trial")
     p.add_argument("--pick", choices=["best", "knee", "smallest"], default="best",
-                   help="which front point (default: best confirmed accuracy)")
+                   help="which point (default: best, the study's pick at the full budget: "
+                        "best confirmed accuracy, or in channel mode confirmed accuracy plus "
+                        "the scan's estimate, see proxy.pick_by)")
     p.add_argument("--max-drop", type=float, default=None,
                    help="with --pick smallest: largest accuracy drop from dense, in points")
     p.add_argument("--out", default=None, help="directory (default: reports/<study>/export)")
