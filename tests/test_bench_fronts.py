@@ -73,6 +73,11 @@ def test_rank_scores_add_the_standardised_sum_of_estimate_and_confirmed():
     # nothing to standardise: left out, not a column of zeros
     flat = [dict(r, estimate=5.0) for r in rows]
     assert "estimate+confirmed" not in rank_scores(flat)
+    # results written before draws were marked (--rewrite reads them): known by their name
+    old = [{k: v for k, v in r.items() if k != "draw"} for r in rows]
+    assert rank_scores(old)["estimate+confirmed"]["kendall_tau_draws"] is None
+    old = [dict(r, policy=f"draw {i}") for i, r in enumerate(old)]
+    assert rank_scores(old)["estimate+confirmed"]["kendall_tau_draws"] == 1.0
 
 
 def test_tau_ceiling_matches_a_simulated_perfect_proxy():

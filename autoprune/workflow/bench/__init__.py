@@ -468,7 +468,8 @@ def rank_scores(rows: list[dict], variants=()) -> dict:
     evidences at once where each alone is noisy."""
     _add_zsum(rows, "estimate+confirmed", ("estimate", "confirmed"))
     test = [r["test"] for r in rows]
-    draws = [r for r in rows if r["draw"]]
+    # results written before rows were marked name their draws "draw N"
+    draws = [r for r in rows if r.get("draw", str(r["policy"]).startswith("draw "))]
     scores = {}
     for key in ("estimate", "recal_only", "proxy", *variants, "confirmed",
                 "estimate+confirmed", "test_retest"):
