@@ -17,7 +17,8 @@ import pandas as pd
 from autoprune.errors import ConfigError, StudyStateError
 from autoprune.search.budget import AXES
 
-__all__ = ["pareto_mask", "front", "spread", "knee", "pick", "pick_scores", "fuses", "PICKS"]
+__all__ = ["pareto_mask", "front", "spread", "knee", "pick", "pick_scores", "fuses",
+           "standardised_sum", "PICKS"]
 
 PICKS = ("best", "knee", "smallest")
 
@@ -81,7 +82,7 @@ def pick_scores(results: pd.DataFrame, fuse: bool) -> pd.Series:
     out[ok] = conf
     if not (fuse and fuses(results)):
         return out
-    out[ok] = _z(conf) + _z(results.loc[ok, "estimate"].astype(float))
+    out[ok] = standardised_sum(results.loc[ok, ["confirmed_acc", "estimate"]])
     return out
 
 
@@ -92,9 +93,14 @@ def fuses(results: pd.DataFrame) -> bool:
     return bool(ok.any()) and bool(results.loc[ok, "estimate"].notna().all())
 
 
-def _z(v: pd.Series) -> pd.Series:
-    sd = v.std(ddof=0)
-    return (v - v.mean()) / sd if sd > 0 else v * 0.0
+def standardised_sum(columns: pd.DataFrame) -> pd.Series:
+    """Row-wise sum of the columns, each standardised over the rows (mean 0, population std
+    1); a constant column adds 0. The one definition of estimate+confirmed: the study's picks
+    and the benchmark's rank check both use it."""
+    cols = columns.astype(float)
+    sd = cols.std(ddof=0)
+    z = (cols - cols.mean()) / sd.where(sd > 0)
+    return z.fillna(0.0).sum(axis=1)
 
 
 def knee(points: pd.DataFrame, acc: str = "confirmed_acc"):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import optuna
+import pandas as pd
 from tqdm.auto import tqdm
 
 from autoprune.engine.metrics import alternate
@@ -27,6 +28,7 @@ from autoprune.search import PruneSearch
 from autoprune.search.budget import Budget
 from autoprune.search.confirmation import CONFIRM_SEED0
 from autoprune.search.record import TrialView
+from autoprune.search.selection import standardised_sum
 from autoprune.workflow.bench import fronts
 from autoprune.workflow.bench.evaluate import Evaluator
 from autoprune.workflow.bench.ranks import kendall_tau, spearman_rho, tau_ceiling
@@ -492,22 +494,15 @@ def rank_scores(rows: list[dict], variants=()) -> dict:
 
 
 def _add_zsum(rows: list[dict], name: str, keys: tuple[str, ...]) -> None:
-    """``row[name]`` = the sum over ``keys`` of each value standardised over ``rows`` (mean
-    0, std 1); left out (and a stale value removed) where a key is missing or constant."""
+    """``row[name]`` = :func:`~autoprune.search.selection.standardised_sum` of ``keys`` over
+    ``rows``; left out (and a stale value removed) where a key is missing or constant."""
     for r in rows:
         r.pop(name, None)
-    cols = {k: [r.get(k) for r in rows] for k in keys}
-    if len(rows) < 2 or any(v is None for vals in cols.values() for v in vals):
+    cols = pd.DataFrame([{k: r.get(k) for k in keys} for r in rows], columns=list(keys))
+    if len(rows) < 2 or cols.isna().any().any() or (cols.nunique() < 2).any():
         return
-    z = {}
-    for k, vals in cols.items():
-        sd = statistics.pstdev(vals)
-        if sd == 0:
-            return
-        mean = statistics.fmean(vals)
-        z[k] = [(v - mean) / sd for v in vals]
-    for i, r in enumerate(rows):
-        r[name] = sum(z[k][i] for k in keys)
+    for r, v in zip(rows, standardised_sum(cols)):
+        r[name] = float(v)
 
 
 def _spread(values: list[float]) -> dict:
