@@ -830,3 +830,31 @@ def test_screening_queues_the_best_estimated_draw_at_each_level(synthetic_idx_ro
     more = PruneSearch(config_from_dict(raw, "screen"), progress=False).run()
     targets = sorted(t.params["target"] for t in more.study_.trials if "screen" in t.user_attrs)
     assert targets == [0.5, 0.75, 1.0]
+
+
+def test_screen_climb_raises_the_estimate_within_the_space(synthetic_idx_root, in_tmp):
+    """search.screen_climb = K: each screened trial is the best draw climbed K steps on the
+    estimate; never below the unclimbed draw, higher somewhere, its params inside the
+    space's distributions, and the trial scores exactly the climbed policy."""
+    from autoprune.search.record import TrialView
+    from autoprune.search.screening import screen
+
+    raw = tiny_raw(synthetic_idx_root, search={"trials": 2, "screen": 4, "screen_climb": 40,
+                                               "sweep": True, "floor": 0.5, "ladder": 2,
+                                               "warm_start": False})
+    search = PruneSearch(config_from_dict(raw, "climb"), progress=False).run()
+    space = search.space_
+    screened = sorted((t for t in search.study_.trials if "screen" in t.user_attrs),
+                      key=lambda t: t.number)
+    assert [t.params["target"] for t in screened] == [1.0, 0.5]
+    plain = {lv: est for lv, _, est in screen(space, (1.0, 0.5), 4, seed=0, sweep=True)}
+    gains = []
+    for t in screened:
+        info = t.user_attrs["screen"]
+        assert info["climb"] == 40 and info["draws"] == 4
+        assert space.estimate(TrialView(t).policy) == pytest.approx(info["estimate"])
+        gains.append(info["estimate"] - plain[t.params["target"]])
+        for name, value in t.params.items():
+            d = t.distributions[name]
+            assert d.low <= value <= d.high
+    assert min(gains) >= 0 and max(gains) > 0

@@ -95,6 +95,9 @@ class SearchSettings:
             budget to the budget like the ladder's (0: the ladder's own levels). More levels
             than the ladder put screened trials between the heuristics' levels too; each
             costs one of ``trials``. Needs the sweep when above 1.
+        screen_climb: Then improve each level's best draw by this many steps of a hill climb
+            on the estimate within the space (0: off; a few ms per step; needs ``screen``;
+            :func:`autoprune.search.screening.climb_estimate`).
         artifacts: Where the study keeps its baseline weights and scans for workers on other
             machines: a directory every machine can read (default ``studies/<name>/
             artifacts``) or ``s3://bucket/prefix`` (needs boto3).
@@ -120,6 +123,7 @@ class SearchSettings:
     prefilter: float = 0.0
     screen: int = 0
     screen_levels: int = 0
+    screen_climb: int = 0
     artifacts: str = ""
 
     def __post_init__(self) -> None:
@@ -139,6 +143,10 @@ class SearchSettings:
         _whole("search.ladder", self.ladder, " (0: automatic)")
         _whole("search.screen", self.screen, " (0: off)")
         _whole("search.screen_levels", self.screen_levels, " (0: the ladder's levels)")
+        _whole("search.screen_climb", self.screen_climb, " (0: off)")
+        if self.screen_climb and not self.screen:
+            raise ConfigError(f"search.screen_climb={self.screen_climb} climbs from the best "
+                              f"screening draw, which needs search.screen > 0 (got 0).")
         if self.screen_levels > 1 and not self.sweep:
             raise ConfigError(f"search.screen_levels={self.screen_levels} screens below the "
                               f"budget, which needs search.sweep = true; without the sweep "

@@ -355,11 +355,13 @@ class StudyRecord:
         return {v.number for v in self.views((optuna.trial.TrialState.COMPLETE,))
                 if _SCREEN in v.trial.user_attrs}
 
-    def enqueue_screened(self, params: dict[str, float], estimate: float, draws: int) -> None:
+    def enqueue_screened(self, params: dict[str, float], estimate: float, draws: int,
+                         climb: int = 0) -> None:
         """Queue a searched trial with fixed ``params``: the best of ``draws`` policies by the
-        scan's additive ``estimate`` (see :mod:`autoprune.search.screening`)."""
-        self.study.enqueue_trial(params, user_attrs={_SCREEN: {"estimate": estimate,
-                                                               "draws": draws}})
+        scan's additive ``estimate``, climbed ``climb`` steps (see
+        :mod:`autoprune.search.screening`)."""
+        info = {"estimate": estimate, "draws": draws, **({"climb": climb} if climb else {})}
+        self.study.enqueue_trial(params, user_attrs={_SCREEN: info})
 
     def retry(self, view: TrialView) -> None:
         """Queue a failed trial again with the same parameters (and baseline name, level,

@@ -158,7 +158,8 @@ class PruneSearch:
         return study
 
     def _enqueue_screened(self) -> None:
-        """Queue the best-estimated of ``search.screen`` draws at each level, once."""
+        """Queue the best-estimated of ``search.screen`` draws at each level (climbed by
+        ``search.screen_climb`` steps), once."""
         s, record = self.cfg.search, self.record_
         done = record.screened_levels()
         todo = tuple(lv for lv in reversed(s.screen_at)  # full budget first
@@ -166,8 +167,8 @@ class PruneSearch:
         if not todo:
             return
         for _, params, est in screen(self.space_, todo, s.screen, seed=self.cfg.sampler_seed,
-                                     sweep=s.sweep):
-            record.enqueue_screened(params, est, s.screen)
+                                     sweep=s.sweep, climb=s.screen_climb):
+            record.enqueue_screened(params, est, s.screen, s.screen_climb)
 
     def run(self, workers: int = 1) -> PruneSearch:
         """Run (or continue) the study, confirm the front, and fill the result attributes.
