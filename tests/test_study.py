@@ -222,6 +222,12 @@ def test_level_pairs_compare_at_equal_budget():
     assert pairs[1.0]["heuristic_trial"] == 0 and pairs[1.0]["searched_trial"] == 6
     assert pairs[0.5]["heuristic_trial"] == 2 and pairs[0.5]["searched_trial"] == 5
     assert pairs[1.0]["heuristic_acc"] == 91.0 and pairs[1.0]["heuristic_score"] == 2.0
+    # under a latency budget a level allows level x the calibrated MACs cap where that is
+    # more than its heuristics' (0.5 x 10 = 5 > 4.0): trial 6 fits 0.5 then
+    pairs = {p["level"]: p for p in level_pairs(res, (0.5, 1.0), macs_cap=10.0)}
+    assert pairs[0.5]["searched_trial"] == 6
+    pairs = {p["level"]: p for p in level_pairs(res, (0.5, 1.0), macs_cap=6.0)}
+    assert pairs[0.5]["searched_trial"] == 5  # 3.0 < 4.0: the heuristics' 4.0 stays the cap
 
 
 def test_pick_scores_add_the_standardised_estimate_and_fall_back_without_one():

@@ -62,8 +62,8 @@ def _heuristics_at(results: pd.DataFrame, level: float) -> pd.DataFrame:
     return results[(results["baseline"] != "") & ((results["level"] - level).abs() < 1e-6)]
 
 
-def level_pairs(results: pd.DataFrame, levels: Sequence[float], acc: str = "confirmed_acc"
-                ) -> list[dict]:
+def level_pairs(results: pd.DataFrame, levels: Sequence[float], acc: str = "confirmed_acc",
+                macs_cap: float | None = None) -> list[dict]:
     """At each ladder level: the feasible heuristic trial built for it with the highest
     ``acc``, and the feasible searched trial with the highest ``acc`` among those that fit
     the level. ``None`` where there is none. With ``acc="confirmed_acc"`` and a
@@ -74,7 +74,10 @@ def level_pairs(results: pd.DataFrame, levels: Sequence[float], acc: str = "conf
     budget land on either side of it). Below it a searched trial fits if it costs no more
     than the costliest feasible heuristic built for the level (size and MACs, within 0.5 %:
     the costs a policy is built to; measured latency is too noisy to rank by): equal budget,
-    as the benchmark compares; with no heuristic to say what the level allows, none fits."""
+    as the benchmark compares; with no heuristic to say what the level allows, none fits.
+    ``macs_cap``: the MACs a latency budget allows at the full budget (the study's latency
+    calibration, ``StudyRecord.latency_cap``); a level then allows ``level`` x that where it
+    is more than its costliest heuristic's, as the benchmark's levels do."""
     by = "pick_score" if acc == "confirmed_acc" and "pick_score" in results else acc
     feas = results[results["feasible"].astype(bool) & results[acc].notna()
                    & results[by].notna()]
@@ -85,8 +88,9 @@ def level_pairs(results: pd.DataFrame, levels: Sequence[float], acc: str = "conf
         srch = feas[feas["baseline"] == ""]
         full = level >= 1.0 - 1e-9
         if h is not None and not full:
+            macs = max(heur["macs"].max(), level * macs_cap if macs_cap else 0.0)
             srch = srch[(srch["size_mib"] <= heur["size_mib"].max() * 1.005)
-                        & (srch["macs"] <= heur["macs"].max() * 1.005)]
+                        & (srch["macs"] <= macs * 1.005)]
         compared = h is not None or full
         t = srch.loc[srch[by].idxmax()] if compared and len(srch) else None
         out.append({

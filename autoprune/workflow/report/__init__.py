@@ -51,12 +51,14 @@ def final_table(search: PruneSearch) -> pd.DataFrame:
 
 def level_table(search: PruneSearch) -> pd.DataFrame:
     """:func:`autoprune.search.confirmation.level_pairs` of the study's ladder, as a table
-    (empty when the study has a single level)."""
+    (empty when the study has a single level); under a latency budget a level allows the
+    MACs the study's latency calibration gives it, as the benchmark's levels do."""
     levels = search.cfg.search.levels
     if len(levels) < 2 or search.results_.empty:
         return pd.DataFrame()
     rows = []
-    for p in level_pairs(search.results_, levels):
+    cap = (search.record_.latency_cap or {}).get("structural_macs")
+    for p in level_pairs(search.results_, levels, macs_cap=cap):
         rows.append({"level (x budget)": p["level"],
                      "best heuristic": p["heuristic"] or "–",
                      "heuristic acc (%)": _pm(p["heuristic_acc"], p["heuristic_std"]),
