@@ -361,7 +361,7 @@ def _compare(heuristics: dict, searched: list[dict], dense: dict, latency: dict 
     timed = {row["point"] for row in (latency or {}).get("rows", [])
              if "meets_latency_budget" in row}
     searched_all = searched
-    missed = sorted(p["trial"] for p in searched if f"searched trial {p['trial']}" in over)
+    missed = sorted(p["trial"] for p in searched if _latency_label(p) in over)
     searched = [p for p in searched if p["trial"] not in missed]
     all_fronts = {**heuristics, "searched": searched}
     iso = []
