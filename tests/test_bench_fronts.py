@@ -80,6 +80,30 @@ def test_rank_scores_add_the_standardised_sum_of_estimate_and_confirmed():
     assert rank_scores(old)["estimate+confirmed"]["kendall_tau_draws"] == 1.0
 
 
+def test_rank_scores_against_the_mean_of_both_seeds():
+    """With the re-test, every score also has its τ against the mean of both TEST seeds (the
+    finalized accuracy less one seed's noise) and the re-test its ceiling for that mean."""
+    from autoprune.workflow.bench import rank_scores
+    from autoprune.workflow.bench.ranks import tau_ceiling
+
+    rows = [{"policy": f"p{i}", "draw": True, "estimate": e, "confirmed": c, "proxy": c,
+             "recal_only": e, "test": t, "test_retest": rt}
+            for i, (e, c, t, rt) in enumerate(zip([10, 30, 20, 40], [1.0, 1.1, 1.3, 1.2],
+                                                  [1, 2, 3, 4], [3, 0, 5, 4]))]
+    scores = rank_scores(rows)
+    # mean [2, 1, 4, 4] against the estimate: 3 concordant, 2 discordant, 1 tied in the mean
+    assert scores["estimate"]["kendall_tau_mean"] == pytest.approx(1 / 30 ** 0.5)
+    assert scores["estimate"]["kendall_tau"] == pytest.approx(4 / 6)
+    assert "kendall_tau_mean" not in scores["test_retest"]
+    retest = scores["test_retest"]
+    assert retest["ceiling_mean"] == pytest.approx(tau_ceiling(retest["kendall_tau"], seeds=2))
+    assert tau_ceiling(1 / 3) == pytest.approx(0.5)
+    assert tau_ceiling(1 / 3, seeds=2) == pytest.approx(0.608, abs=1e-3)
+    # without the re-test: no mean, as before
+    assert all("kendall_tau_mean" not in v for v in rank_scores(
+        [{k: v for k, v in r.items() if k != "test_retest"} for r in rows]).values())
+
+
 def test_tau_ceiling_matches_a_simulated_perfect_proxy():
     """The ceiling read off two noisy seeds is the τ a proxy that knew the true quality
     reaches against one seed (simulated: quality + independent Gaussian seed noise)."""

@@ -493,12 +493,15 @@ def _rank_fidelity(search: PruneSearch, ev: Evaluator, settings: BenchSettings, 
 
 def rank_scores(rows: list[dict], variants=()) -> dict:
     """Each score's Kendall τ and Spearman ρ against the finalized TEST accuracy of the
-    rank-fidelity ``rows`` (and τ over the draws alone), the re-test's with its ceiling.
+    rank-fidelity ``rows`` (and τ over the draws alone, and, with the re-test, τ against the
+    mean of both seeds), the re-test's with its ceilings.
     Adds to every row ``estimate+confirmed``: the sum of the scan estimate and the confirmed
     score, each standardised over the rows (no TEST number enters it), which ranks by both
     evidences at once where each alone is noisy."""
     _add_zsum(rows, "estimate+confirmed", ("estimate", "confirmed"))
     test = [r["test"] for r in rows]
+    mean = ([(r["test"] + r["test_retest"]) / 2 for r in rows]
+            if rows and all(r.get("test_retest") is not None for r in rows) else None)
     # results written before rows were marked name their draws "draw N"
     draws = [r for r in rows if r.get("draw", str(r["policy"]).startswith("draw "))]
     scores = {}
@@ -514,11 +517,15 @@ def rank_scores(rows: list[dict], variants=()) -> dict:
                        "kendall_tau_draws": kendall_tau([r[key] for r in draws],
                                                         [r["test"] for r in draws])
                        if len(draws) >= 3 else None}
+        if key != "test_retest" and mean is not None:
+            # the finalized accuracy less one seed's noise: the mean of both seeds
+            scores[key]["kendall_tau_mean"] = kendall_tau(vals, mean)
     if "test_retest" in scores:
         retest = scores["test_retest"]
         retest["ceiling"] = tau_ceiling(retest["kendall_tau"])
         retest["ceiling_draws"] = (tau_ceiling(retest["kendall_tau_draws"])
                                    if retest["kendall_tau_draws"] is not None else None)
+        retest["ceiling_mean"] = tau_ceiling(retest["kendall_tau"], seeds=2)
     return scores
 
 

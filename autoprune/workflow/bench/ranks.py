@@ -7,6 +7,8 @@ Example:
     -1.0
     >>> round(tau_ceiling(1 / 3), 3)  # a finalize that re-ranks itself at tau 1/3
     0.5
+    >>> round(tau_ceiling(1 / 3, seeds=2), 3)  # against the mean of the two seeds
+    0.608
 """
 
 from __future__ import annotations
@@ -67,15 +69,18 @@ def spearman_rho(x: Sequence[float], y: Sequence[float]) -> float:
     return float(((rx - rx.mean()) * (ry - ry.mean())).mean() / (sx * sy))
 
 
-def tau_ceiling(retest_tau: float) -> float:
-    """The Kendall τ a perfect proxy is expected to reach against one noisy measurement.
+def tau_ceiling(retest_tau: float, seeds: int = 1) -> float:
+    """The Kendall τ a perfect proxy is expected to reach against one noisy measurement
+    (``seeds = k``: against the mean of ``k`` seeds' measurements).
 
     Model: each finalized accuracy is the policy's true quality plus independent seed noise,
     jointly Gaussian. Two seeds of it correlate at Pearson ``r = sin(π τ / 2)`` (Greiner's
-    relation), so one seed correlates with the true quality at ``√r`` and a proxy that knew
-    the true quality would reach ``τ = 2/π · arcsin(√r)``. A proxy's τ against one seed is
-    read against this, not against 1. NaN when the re-test does not correlate (``τ ≤ 0``).
+    relation), so one seed correlates with the true quality at ``√r``, the mean of ``k`` at
+    ``√(k r / (1 + (k - 1) r))`` (Spearman-Brown), and a proxy that knew the true quality
+    would reach ``τ = 2/π · arcsin`` of that. A proxy's τ against one seed is read against
+    this, not against 1. NaN when the re-test does not correlate (``τ ≤ 0``).
     """
     if not retest_tau > 0:
         return math.nan
-    return 2 / math.pi * math.asin(math.sqrt(math.sin(math.pi * min(retest_tau, 1.0) / 2)))
+    r = math.sin(math.pi * min(retest_tau, 1.0) / 2)
+    return 2 / math.pi * math.asin(math.sqrt(seeds * r / (1 + (seeds - 1) * r)))
