@@ -96,8 +96,9 @@ class SearchSettings:
             than the ladder put screened trials between the heuristics' levels too; each
             costs one of ``trials``. Needs the sweep when above 1.
         screen_climb: Then improve each level's best draw by this many steps of a hill climb
-            on the estimate within the space (0: off; a few ms per step; needs ``screen``;
-            :func:`autoprune.search.screening.climb_estimate`).
+            on the estimate within the space (0: off; a few ms per step; nothing to climb
+            from, so no effect, with ``screen = 0``: ``--set search.screen=0`` turns screening
+            off whole; :func:`autoprune.search.screening.climb_estimate`).
         artifacts: Where the study keeps its baseline weights and scans for workers on other
             machines: a directory every machine can read (default ``studies/<name>/
             artifacts``) or ``s3://bucket/prefix`` (needs boto3).
@@ -144,9 +145,6 @@ class SearchSettings:
         _whole("search.screen", self.screen, " (0: off)")
         _whole("search.screen_levels", self.screen_levels, " (0: the ladder's levels)")
         _whole("search.screen_climb", self.screen_climb, " (0: off)")
-        if self.screen_climb and not self.screen:
-            raise ConfigError(f"search.screen_climb={self.screen_climb} climbs from the best "
-                              f"screening draw, which needs search.screen > 0 (got 0).")
         if self.screen_levels > 1 and not self.sweep:
             raise ConfigError(f"search.screen_levels={self.screen_levels} screens below the "
                               f"budget, which needs search.sweep = true; without the sweep "
