@@ -215,6 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rank-seed", type=int, default=0,
                    help="seed of the rank-fidelity check's draws from the space (default 0; "
                         "another seed: a fresh set of policies, to check a τ out of sample)")
+    p.add_argument("--latency-repeats", type=int, default=3,
+                   help="times each point is timed alternately with dense, per batch size "
+                        "(default 3; near a latency cap on a shared machine a 3-repeat median "
+                        "can flip the verdict: reports/benchmarks/retime_climb.md)")
     p.add_argument("--rank-steps", default=None, metavar="N,N",
                    help="further proxy fine-tune lengths scored on the rank-fidelity "
                         "policies, each with its Kendall τ, e.g. 15,150 (default: none)")
@@ -566,7 +570,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         return 0
     settings = QUICK if args.quick else BenchSettings(
         seeds=tuple(2000 + i for i in range(args.seeds)), rank_policies=args.rank_policies,
-        rank_seed=args.rank_seed)
+        rank_seed=args.rank_seed, latency_repeats=args.latency_repeats)
     if args.levels:
         try:
             levels = tuple(float(v) for v in args.levels.split(","))
