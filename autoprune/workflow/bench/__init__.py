@@ -357,11 +357,9 @@ def _compare(heuristics: dict, searched: list[dict], dense: dict, latency: dict 
     (``pick_meets_latency``). Heuristic points are compared as built (conservative against
     the search; the latency table says which of them miss)."""
     axes = ["size", "macs"] + (["latency"] if latency else [])
-    over = _over_latency(latency)
-    timed = {row["point"] for row in (latency or {}).get("rows", [])
-             if "meets_latency_budget" in row}
+    meets = _latency_verdicts(latency)
     searched_all = searched
-    missed = sorted(p["trial"] for p in searched if _latency_label(p) in over)
+    missed = sorted(p["trial"] for p in searched if meets.get(_latency_label(p)) is False)
     searched = [p for p in searched if p["trial"] not in missed]
     all_fronts = {**heuristics, "searched": searched}
     iso = []
@@ -411,8 +409,7 @@ def _compare(heuristics: dict, searched: list[dict], dense: dict, latency: dict 
             "pick_diff_se": float(np.sqrt((pick["test_std"] ** 2 + h["test_std"] ** 2) / n))
             if pick else None,
             "pick_within_std": within_std(pick, h) if pick else None,
-            "pick_meets_latency": (_latency_label(pick) not in over)
-            if pick and _latency_label(pick) in timed else None,
+            "pick_meets_latency": meets.get(_latency_label(pick)) if pick else None,
             "study_level": any(abs(level - v) < 1e-6 for v in study_levels)
             if study_levels is not None else None})
     ref_acc = dense["test_acc"] - 5.0
@@ -424,10 +421,11 @@ def _compare(heuristics: dict, searched: list[dict], dense: dict, latency: dict 
             "hypervolume_ref": {"cost_ratio": 1.0, "test_acc": ref_acc}}
 
 
-def _over_latency(latency: dict | None) -> set[str]:
-    """Labels of the latency table's points re-measured over the latency budget."""
-    return {row["point"] for row in (latency or {}).get("rows", [])
-            if row.get("meets_latency_budget") is False}
+def _latency_verdicts(latency: dict | None) -> dict[str, bool]:
+    """Label -> whether the latency table's re-measurement of that point met the latency
+    budget (points without a verdict, or no table: absent)."""
+    return {row["point"]: row["meets_latency_budget"]
+            for row in (latency or {}).get("rows", []) if "meets_latency_budget" in row}
 
 
 def _latency_label(p: dict) -> str:
