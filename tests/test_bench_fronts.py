@@ -214,15 +214,20 @@ def test_a_searched_point_re_measured_over_the_latency_budget_is_no_answer_to_it
 
 def test_latency_cap_read_from_the_record_tolerates_a_calibration_without_cap():
     """The calibration stores ``structural_macs = None`` where latency did not grow with MACs
-    (timing noise on a tiny model): no cap, not a crash."""
-    from types import SimpleNamespace
+    (timing noise on a tiny model): no cap, not a crash; a study without a latency budget
+    stores nothing."""
+    import optuna
 
+    from autoprune.search.record import StudyRecord
     from autoprune.workflow.bench import latency_macs_cap
 
     dense = {"macs": 1000}
-    assert latency_macs_cap(SimpleNamespace(latency_cap={"structural_macs": 400.0}), dense) == 0.4
-    assert latency_macs_cap(SimpleNamespace(latency_cap={"structural_macs": None}), dense) is None
-    assert latency_macs_cap(SimpleNamespace(latency_cap=None), dense) is None
+    record = StudyRecord(optuna.create_study())
+    assert record.latency_macs is None and latency_macs_cap(record, dense) is None
+    record.set_latency_cap({"structural_macs": 400.0})
+    assert record.latency_macs == 400.0 and latency_macs_cap(record, dense) == 0.4
+    record.set_latency_cap({"structural_macs": None})
+    assert record.latency_cap is not None and latency_macs_cap(record, dense) is None
 
 
 def test_the_studys_pick_is_its_best_confirmed_trial_heuristic_or_searched():

@@ -76,7 +76,7 @@ def level_pairs(results: pd.DataFrame, levels: Sequence[float], acc: str = "conf
     the costs a policy is built to; measured latency is too noisy to rank by): equal budget,
     as the benchmark compares; with no heuristic to say what the level allows, none fits.
     ``macs_cap``: the MACs a latency budget allows at the full budget (the study's latency
-    calibration, ``StudyRecord.latency_cap``); a level then allows ``level`` x that where it
+    calibration, ``StudyRecord.latency_macs``); a level then allows ``level`` x that where it
     is more than its costliest heuristic's, as the benchmark's levels do."""
     by = "pick_score" if acc == "confirmed_acc" and "pick_score" in results else acc
     feas = results[results["feasible"].astype(bool) & results[acc].notna()

@@ -35,7 +35,7 @@ def plan_space(cfg: StudyConfig, ws: Workspace, record: StudyRecord | None = Non
     if cfg.search.sweep:
         space.check_feasible(cfg.search.floor)
     if record is not None and record.latency_cap is not None:
-        cap = record.latency_cap["structural_macs"]  # measured once per study
+        cap = record.latency_macs  # measured once per study
     else:
         cap = latency_macs_cap(model, x, space.channel_cost, cfg.budget,
                                min_keep=cfg.search.min_density, settings=cfg.latency,

@@ -242,6 +242,12 @@ class StudyRecord:
         """The latency calibration's result (``{"structural_macs"}``), once per study."""
         return self.study.user_attrs.get(_LATENCY_CAP)
 
+    @property
+    def latency_macs(self) -> float | None:
+        """The MACs (of the channel-pruned structure) the study's latency budget allows, as its
+        calibration measured them; ``None`` before or without one, or where it found no cap."""
+        return (self.latency_cap or {}).get("structural_macs")
+
     def set_latency_cap(self, cap: dict) -> None:
         self.study.set_user_attr(_LATENCY_CAP, cap)
 

@@ -201,7 +201,7 @@ def latency_macs_cap(record, dense: dict) -> float | None:
     """The MACs a study's latency budget allows (its calibration, measured once per study) as a
     fraction of dense MACs; ``None`` without a latency budget, or where the calibration found
     no cap (latency did not grow with MACs on the device)."""
-    cap = (record.latency_cap or {}).get("structural_macs")
+    cap = record.latency_macs
     return cap / dense["macs"] if cap is not None else None
 
 

@@ -57,8 +57,7 @@ def level_table(search: PruneSearch) -> pd.DataFrame:
     if len(levels) < 2 or search.results_.empty:
         return pd.DataFrame()
     rows = []
-    cap = (search.record_.latency_cap or {}).get("structural_macs")
-    for p in level_pairs(search.results_, levels, macs_cap=cap):
+    for p in level_pairs(search.results_, levels, macs_cap=search.record_.latency_macs):
         rows.append({"level (x budget)": p["level"],
                      "best heuristic": p["heuristic"] or "–",
                      "heuristic acc (%)": _pm(p["heuristic_acc"], p["heuristic_std"]),
