@@ -644,6 +644,49 @@ def test_multi_fidelity_promotes_the_best_of_each_level_rung_by_rung(synthetic_i
                              progress=False) == 0
 
 
+def test_promotion_always_takes_the_screened_trials_to_the_top_rung():
+    """A screened trial reaches every rung (and so confirmation, which takes its candidates
+    from the top rung) even where its proxy score would leave it out of the promoted
+    fraction: the scan's estimate chose it, and confirmation always weighs it."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from autoprune.search import promotion
+
+    # one level: a heuristic and five searched trials; trial 5 (screened) has the worst
+    # proxy score and the worst score at the first rung
+    proxy = {0: 85.0, 1: 88.0, 2: 87.0, 3: 86.0, 4: 84.0, 5: 80.0}
+    rows = [{"trial": n, "baseline": "uniform" if n == 0 else "", "level": 1.0,
+             "proxy_acc": a, "feasible": True} for n, a in proxy.items()]
+
+    class Record:
+        def __init__(self, screened):
+            self.screened, self.scores = screened, {}
+
+        def results(self):
+            return pd.DataFrame(rows)
+
+        def rungs(self):
+            return {n: dict(d) for n, d in self.scores.items()}
+
+        def trial(self, n):
+            return SimpleNamespace(policy=n)
+
+        def set_rung(self, n, steps, acc):
+            self.scores.setdefault(n, {})[steps] = acc
+
+        def screened_trials(self):
+            return self.screened
+
+    scorer = SimpleNamespace(score=lambda policy, steps, latency: SimpleNamespace(
+        accuracy=proxy[policy] + steps / 100))
+    for screened, at_top in ((set(), {0, 1, 2}), ({5}, {0, 1, 2, 5})):
+        record = Record(screened)
+        promotion.promote(record, scorer, (10, 20), 0.4, (1.0,), progress=False)
+        assert {n for n, d in record.scores.items() if 20 in d} == at_top
+
+
 def test_confirm_heuristics_all_or_only_the_best_by_proxy_at_each_level():
     import pandas as pd
 

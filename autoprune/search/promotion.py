@@ -4,7 +4,8 @@ Every trial is scored with the short fine-tune (``proxy.steps``). Optuna's prune
 multi-objective studies, and within one budget level accuracy is the only thing left to
 compare (every trial meets its level by construction), so promotion happens here, after the
 trials, level by level: the best ``proxy.promote`` fraction of each level's feasible trials
-(and always its best heuristic, so the level-by-level comparison stays possible) is
+(and always its best heuristic, so the level-by-level comparison stays possible, and every
+screened trial, which the scan's estimate chose and confirmation always weighs) is
 re-scored with ``proxy.rungs[0]`` steps, the best fraction of those with ``rungs[1]``, and so
 on. Re-scoring uses the search's seed and validation images (common random numbers), so a
 rung's scores compare with each other; the sampler keeps learning from the cheap score.
@@ -49,6 +50,7 @@ def promote(record: StudyRecord, scorer: ProxyScorer, rungs: Sequence[int], frac
     """Run the promotions not run yet (resumable: scores already recorded are kept);
     returns how many re-scorings ran."""
     ran = 0
+    screened = record.screened_trials()
     for r, steps in enumerate(rungs):
         res = record.results()
         feas = res[res["feasible"].astype(bool) & res["proxy_acc"].notna()]
@@ -68,6 +70,7 @@ def promote(record: StudyRecord, scorer: ProxyScorer, rungs: Sequence[int], frac
             heur = grp[grp["baseline"] != ""]
             if len(heur):
                 chosen.append(int(heur["trial"].iloc[0]))
+            chosen += [int(n) for n in grp["trial"] if int(n) in screened]
         todo = [int(n) for n in dict.fromkeys(chosen) if steps not in scores.get(int(n), {})]
         for n in tqdm(todo, desc=f"promote to {steps} steps", unit="trial",
                       disable=not progress):
