@@ -623,11 +623,11 @@ def test_multi_fidelity_promotes_the_best_of_each_level_rung_by_rung(synthetic_i
     at6 = {n for n, d in rungs.items() if 6 in d}
     at12 = {n for n, d in rungs.items() if 12 in d}
     by_proxy = res.sort_values(["proxy_acc", "trial"], ascending=[False, True])
-    best_heur = int(by_proxy[by_proxy["baseline"] != ""]["trial"].iloc[0])
-    assert at6 == set(by_proxy["trial"].head(4)) | {best_heur}
+    # every heuristic reaches each rung (proxy.confirm_heuristics = "all", the default)
+    heur = set(by_proxy[by_proxy["baseline"] != ""]["trial"])
+    assert at6 == set(by_proxy["trial"].head(4)) | heur
     six = sorted(at6, key=lambda n: (-rungs[n][6], n))
-    heur6 = [n for n in six if res.set_index("trial").loc[n, "baseline"]]
-    assert at12 == set(six[:math.ceil(len(six) / 2)]) | {heur6[0]}
+    assert at12 == set(six[:math.ceil(len(six) / 2)]) | heur
     assert steps.count(6) == len(at6) and steps.count(12) >= len(at12)
     confirmed = set(search.record_.confirmations())
     assert confirmed and confirmed <= at12
@@ -644,7 +644,7 @@ def test_multi_fidelity_promotes_the_best_of_each_level_rung_by_rung(synthetic_i
                              progress=False) == 0
 
 
-def test_promotion_always_takes_the_screened_trials_to_the_top_rung():
+def test_promotion_always_takes_the_screened_trials_and_heuristics_to_the_top_rung():
     """A screened trial reaches every rung (and so confirmation, which takes its candidates
     from the top rung) even where its proxy score would leave it out of the promoted
     fraction: the scan's estimate chose it, and confirmation always weighs it."""
@@ -684,6 +684,16 @@ def test_promotion_always_takes_the_screened_trials_to_the_top_rung():
     for screened, at_top in ((set(), {0, 1, 2}), ({5}, {0, 1, 2, 5})):
         record = Record(screened)
         promotion.promote(record, scorer, (10, 20), 0.4, (1.0,), progress=False)
+        assert {n for n, d in record.scores.items() if 20 in d} == at_top
+    # with heuristics="all" (proxy.confirm_heuristics) every heuristic does too; "best"
+    # takes only the level's best by the previous rung's score
+    rows.append({"trial": 6, "baseline": "lamp", "level": 1.0, "proxy_acc": 70.0,
+                 "feasible": True})
+    proxy[6] = 70.0
+    for heuristics, at_top in (("best", {0, 1, 2}), ("all", {0, 1, 2, 6})):
+        record = Record(set())
+        promotion.promote(record, scorer, (10, 20), 0.4, (1.0,), heuristics=heuristics,
+                          progress=False)
         assert {n for n, d in record.scores.items() if 20 in d} == at_top
 
 

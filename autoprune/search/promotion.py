@@ -4,11 +4,13 @@ Every trial is scored with the short fine-tune (``proxy.steps``). Optuna's prune
 multi-objective studies, and within one budget level accuracy is the only thing left to
 compare (every trial meets its level by construction), so promotion happens here, after the
 trials, level by level: the best ``proxy.promote`` fraction of each level's feasible trials
-(and always its best heuristic, so the level-by-level comparison stays possible, and every
-screened trial, which the scan's estimate chose and confirmation always weighs) is
-re-scored with ``proxy.rungs[0]`` steps, the best fraction of those with ``rungs[1]``, and so
-on. Re-scoring uses the search's seed and validation images (common random numbers), so a
-rung's scores compare with each other; the sampler keeps learning from the cheap score.
+(and always its best heuristic, so the level-by-level comparison stays possible, or with
+``proxy.confirm_heuristics = "all"`` every heuristic, which confirmation then weighs on
+scores from the same fine-tune; and every screened trial, which the scan's estimate chose
+and confirmation always weighs) is re-scored with ``proxy.rungs[0]`` steps, the best fraction
+of those with ``rungs[1]``, and so on. Re-scoring uses the search's seed and validation
+images (common random numbers), so a rung's scores compare with each other; the sampler
+keeps learning from the cheap score.
 Confirmation then takes its candidates from the trials that reached the top rung and
 re-scores them with the top rung's steps.
 
@@ -46,9 +48,12 @@ def top_rung(results: pd.DataFrame, rungs: Sequence[int]) -> pd.DataFrame:
 
 
 def promote(record: StudyRecord, scorer: ProxyScorer, rungs: Sequence[int], fraction: float,
-            levels: Sequence[float], *, progress: bool = True) -> int:
+            levels: Sequence[float], *, heuristics: str = "best",
+            progress: bool = True) -> int:
     """Run the promotions not run yet (resumable: scores already recorded are kept);
-    returns how many re-scorings ran."""
+    returns how many re-scorings ran. ``heuristics``: ``"best"`` promotes each level's best
+    heuristic by the previous rung's score, ``"all"`` every heuristic (as
+    ``proxy.confirm_heuristics``)."""
     ran = 0
     screened = record.screened_trials()
     for r, steps in enumerate(rungs):
@@ -68,8 +73,7 @@ def promote(record: StudyRecord, scorer: ProxyScorer, rungs: Sequence[int], frac
             grp = grp.sort_values(["prev", "trial"], ascending=[False, True])
             chosen += grp["trial"].head(max(1, math.ceil(fraction * len(grp)))).tolist()
             heur = grp[grp["baseline"] != ""]
-            if len(heur):
-                chosen.append(int(heur["trial"].iloc[0]))
+            chosen += heur["trial"].astype(int).tolist()[:None if heuristics == "all" else 1]
             chosen += [int(n) for n in grp["trial"] if int(n) in screened]
         todo = [int(n) for n in dict.fromkeys(chosen) if steps not in scores.get(int(n), {})]
         for n in tqdm(todo, desc=f"promote to {steps} steps", unit="trial",

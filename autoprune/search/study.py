@@ -233,7 +233,8 @@ class PruneSearch:
         p = self.cfg.proxy
         if p.rungs:
             promotion.promote(self.record_, self.scorer_, p.rungs, p.promote,
-                              self.cfg.search.levels, progress=self.progress)
+                              self.cfg.search.levels, heuristics=p.confirm_heuristics,
+                              progress=self.progress)
         confirmation.confirm(self.record_, self.scorer_, self.cfg.proxy,
                              self.cfg.search.objectives, self.cfg.search.levels,
                              progress=self.progress)
