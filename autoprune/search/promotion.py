@@ -48,12 +48,12 @@ def top_rung(results: pd.DataFrame, rungs: Sequence[int]) -> pd.DataFrame:
 
 
 def promote(record: StudyRecord, scorer: ProxyScorer, rungs: Sequence[int], fraction: float,
-            levels: Sequence[float], *, heuristics: str = "best",
+            levels: Sequence[float], *, heuristics: str = "all",
             progress: bool = True) -> int:
     """Run the promotions not run yet (resumable: scores already recorded are kept);
-    returns how many re-scorings ran. ``heuristics``: ``"best"`` promotes each level's best
-    heuristic by the previous rung's score, ``"all"`` every heuristic (as
-    ``proxy.confirm_heuristics``)."""
+    returns how many re-scorings ran. ``heuristics`` (as ``proxy.confirm_heuristics``):
+    ``"all"`` promotes every heuristic, ``"best"`` each level's best by the previous rung's
+    score."""
     ran = 0
     screened = record.screened_trials()
     for r, steps in enumerate(rungs):
