@@ -160,3 +160,43 @@ def test_quick_bench_runs_resumes_and_reports(synthetic_idx_root, in_tmp, capsys
     md = (out / "report.md").read_text()
     assert "proxy, 6 steps" in md and "proxy, 50 images" in md
     assert "--rank-steps 1,3,6 --rank-images 50,100" in md
+
+
+def test_finalized_points_are_cached_apart_from_the_proxy_settings_they_do_not_read(
+        synthetic_idx_root, monkeypatch):
+    """A finalize fine-tune reads of the proxy settings only the batch-norm recalibration and
+    the batch size: a benchmark of a study that differs in any other (proxy steps,
+    confirmation, ...) re-runs no finalized point; one that differs in those, or in the
+    finalize settings, does. Proxy scores depend on every proxy setting."""
+    from types import SimpleNamespace
+
+    from autoprune.engine.policy import Policy
+    from autoprune.search.config import config_from_dict
+    from autoprune.workflow.bench import evaluate
+
+    runs = []
+    monkeypatch.setattr(evaluate, "final_finetune", lambda ws, policy, seed: runs.append(
+        seed) or SimpleNamespace(score=SimpleNamespace(
+            accuracy=90.0, accuracy_before_ft=80.0, size_mib=1.0, macs=1, params=1,
+            seconds=0.0)))
+
+    def evaluator(proxy=None, finalize=None):
+        cfg = config_from_dict(tiny_raw(synthetic_idx_root, proxy=proxy or {},
+                                        finalize=finalize or {}), "keys")
+        ws = SimpleNamespace(baseline=SimpleNamespace(path="baseline.pt"),
+                             data=SimpleNamespace(fingerprint="data"))
+        return evaluate.Evaluator(SimpleNamespace(ws_=ws, cfg=cfg))
+
+    policy = Policy("channel", {}, {"conv": 0.5}, {}, (1, 8, 8), {})
+    evaluator().finetuned(policy, seed=1)
+    assert runs == [1]
+    for same in ({"steps": 7}, {"confirm_top": 1, "confirm_val": 50, "val_limit": 60},
+                 {"seed": 5, "lr": 0.5}):
+        assert evaluator(proxy=same).finetuned(policy, seed=1)["test_acc"] == 90.0
+    assert runs == [1]
+    for other in ({"proxy": {"recalibrate": 7}}, {"proxy": {"batch_size": 3}},
+                  {"finalize": {"lr": 0.5}}):
+        evaluator(**other).finetuned(policy, seed=1)
+    assert runs == [1] * 4
+    a, b = evaluator(), evaluator(proxy={"steps": 7})
+    assert a._bases["proxy"] != b._bases["proxy"] and a._bases["final"] == b._bases["final"]

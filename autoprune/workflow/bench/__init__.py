@@ -4,7 +4,10 @@ Every heuristic of the study's mode on a ladder of budget levels and the searche
 given the same fine-tune (the study's finalize, sizeable with ``finalize.steps``) and scored on
 the TEST split with several seeds; fronts compared with fronts; the proxy's rank fidelity at
 one budget; measured speedups against dense in the same run; what each stage cost. Every
-evaluation is cached, so a killed run continues where it stopped.
+evaluation is cached, so a killed run continues where it stopped, and a finalized point is
+shared by every study that differs only in settings its fine-tune does not read (the proxy's
+steps, confirmation, rungs, picks, the search itself): comparing such variants re-runs only
+their searched points.
 """
 
 from __future__ import annotations

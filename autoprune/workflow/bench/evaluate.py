@@ -26,16 +26,20 @@ class Evaluator:
     def __init__(self, search: PruneSearch) -> None:
         self.search = search
         ws, cfg = search.ws_, search.cfg
-        self._base = hash_key(ws.baseline.path, ws.data.fingerprint, repr(cfg.proxy),
-                              repr(cfg.finalize), cfg.recipe.to_dict(),
-                              *([distill_key(cfg.proxy), distill_key(cfg.finalize)]
-                                if cfg.proxy.distill or cfg.finalize.distill else []))
+        common = (ws.baseline.path, ws.data.fingerprint, cfg.recipe.to_dict())
+        # a finalize fine-tune reads only these of the proxy settings (batch-norm
+        # recalibration and batch size), so changing any other one (steps, confirmation,
+        # rungs, picks) re-runs no finalized point
+        self._bases = {
+            "final": hash_key(*common, "final", repr(cfg.finalize), cfg.proxy.recalibrate,
+                              cfg.proxy.batch_size, *distill_key(cfg.finalize)),
+            "proxy": hash_key(*common, "proxy", repr(cfg.proxy), *distill_key(cfg.proxy))}
         self.dir = cache_dir("bench")
         self.computed = 0
 
     def _cached(self, kind: str, policy: Policy, extra: dict,
                 compute: Callable[[], dict]) -> dict:
-        key = hash_key(self._base, kind, policy.sparsity, policy.keep, extra)
+        key = hash_key(self._bases[kind], policy.sparsity, policy.keep, extra)
         path = self.dir / f"{kind}-{key}.json"
         if path.is_file():
             try:
