@@ -24,9 +24,14 @@ def plan_space(cfg: StudyConfig, ws: Workspace, record: StudyRecord | None = Non
     feasible, and a latency budget has become a structural-MACs cap."""
     model, x = ws.structure(), ws.example_input()
     n_val = len(ws.data.val)
-    if cfg.proxy.val_limit >= n_val and cfg.proxy.confirm_seeds and cfg.proxy.confirm_val:
-        raise ConfigError(f"proxy.val_limit={cfg.proxy.val_limit} leaves no validation "
+    p = cfg.proxy
+    if p.val_limit >= n_val and p.confirm_seeds and p.confirm_val:
+        raise ConfigError(f"proxy.val_limit={p.val_limit} leaves no validation "
                           f"images for confirmation (the split has {n_val}).")
+    if p.confirm_seeds and p.val_limit + p.confirm_val > n_val:
+        raise ConfigError(f"proxy.confirm_val={p.confirm_val} asks for more validation images "
+                          f"than the {n_val - p.val_limit} the split ({n_val}, data.val_size) "
+                          f"holds after the search's proxy.val_limit={p.val_limit}.")
     check_input_size(model, ws.model_spec, ws.input_size)
     params, macs = count_params(model), count_macs(model, ws.input_size)
     space = make_space(model, x, cfg.search, Limits.from_budget(cfg.budget, params, macs),
