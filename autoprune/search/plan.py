@@ -25,10 +25,14 @@ def plan_space(cfg: StudyConfig, ws: Workspace, record: StudyRecord | None = Non
     model, x = ws.structure(), ws.example_input()
     n_val = len(ws.data.val)
     p = cfg.proxy
-    if p.val_limit >= n_val and p.confirm_seeds and p.confirm_val:
+    if p.val_limit > n_val:
+        raise ConfigError(f"proxy.val_limit={p.val_limit} asks for more validation images than "
+                          f"the split holds ({n_val}, data.val_size).")
+    confirming = p.confirm_seeds and p.confirm_val
+    if confirming and p.val_limit >= n_val:
         raise ConfigError(f"proxy.val_limit={p.val_limit} leaves no validation "
                           f"images for confirmation (the split has {n_val}).")
-    if p.confirm_seeds and p.val_limit + p.confirm_val > n_val:
+    if confirming and p.val_limit + p.confirm_val > n_val:
         raise ConfigError(f"proxy.confirm_val={p.confirm_val} asks for more validation images "
                           f"than the {n_val - p.val_limit} the split ({n_val}, data.val_size) "
                           f"holds after the search's proxy.val_limit={p.val_limit}.")
