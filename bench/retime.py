@@ -34,6 +34,7 @@ def main() -> None:
 
     from autoprune import PruneSearch
     from autoprune.engine.policy import Policy
+    from autoprune.workflow.bench import _latency_label
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rows = []
@@ -52,8 +53,8 @@ def main() -> None:
                                                                        ws.example_input())
             r = ws.measure_speedup(model.eval(), repeats=args.repeats)
             ratios = sorted(p / d for d, p in zip(r.reference_ms, r.model_ms))
-            label = (f"{view.baseline} @ {view.level:.2f}" if view.baseline
-                     else f"searched trial {n}")
+            label = _latency_label({"baseline": view.baseline, "level": view.level,
+                                    "trial": n})
             b = next(row for row in bench if row["point"] == label)
             rows.append({"study": name, "trial": n, "point": label,
                          "median": statistics.median(ratios), "min": ratios[0],

@@ -432,7 +432,8 @@ def _latency_verdicts(latency: dict | None) -> dict[str, bool]:
 
 
 def _latency_label(p: dict) -> str:
-    """``p``'s label in the latency table."""
+    """``p``'s label in the latency table (``baseline`` and ``level`` for a heuristic point,
+    ``trial`` for a searched one)."""
     return _label(p) if p.get("baseline") else f"searched trial {p['trial']}"
 
 
@@ -575,8 +576,9 @@ def _latency(search: PruneSearch, heuristics: dict, searched: list[dict],
     cfg, ws = search.cfg, search.ws_
     lat = cfg.latency
     dense_model = ws.baseline.model
-    points = [(f"{n} @ {p['level']:.2f}", p) for n, ps in heuristics.items() for p in ps]
-    points += [(f"searched trial {p['trial']}", p) for p in searched]
+    points = [(_latency_label({**p, "baseline": n}), p)
+              for n, ps in heuristics.items() for p in ps]
+    points += [(_latency_label(p), p) for p in searched]
     budget = cfg.budget.items()
     dense_timers = {}  # one per batch size, prepared (exported) once
     rows = []
