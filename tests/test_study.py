@@ -715,6 +715,7 @@ def test_confirm_heuristics_all_or_only_the_best_by_proxy_at_each_level():
 
     class Record:
         screened: set[int] = set()
+        latency_macs: float | None = None
 
         def results(self):
             return pd.DataFrame(rows)
@@ -733,6 +734,14 @@ def test_confirm_heuristics_all_or_only_the_best_by_proxy_at_each_level():
     assert 7 not in candidates(Record(), ["accuracy", "size"], 0, (0.5, 1.0))
     Record.screened = {7}
     assert 7 in candidates(Record(), ["accuracy", "size"], 0, (0.5, 1.0), heuristics="best")
+    # under a latency budget a level allows level x the calibrated MACs cap where that is
+    # more than its heuristics' MACs (as the report and the benchmark judge it): the best
+    # searched trial there is a candidate then, and only then
+    rows.append({"trial": 8, "baseline": "", "level": 0.5, "proxy_acc": 84.0,
+                 "feasible": True, "size_mib": 0.5, "macs": 70.0})
+    assert 8 not in candidates(Record(), ["accuracy", "size"], 0, (0.5, 1.0))
+    Record.latency_macs = 160.0
+    assert 8 in candidates(Record(), ["accuracy", "size"], 0, (0.5, 1.0))
 
 
 def test_sampler_seed_changes_the_proposals_not_the_scores(synthetic_idx_root, in_tmp):

@@ -32,7 +32,9 @@ def candidates(record: StudyRecord, objectives: Sequence[str], top: int,
                heuristics: str = "all") -> list[int]:
     """Trial numbers to confirm: up to ``top`` proxy-front points spread over size, the best
     searched trial, and at each ladder level the best heuristic there and the best searched
-    trial that fits the level (see :func:`level_pairs`); with ``heuristics="all"`` every
+    trial that fits the level (see :func:`level_pairs`; under a latency budget with the
+    MACs its calibration allows, ``StudyRecord.latency_macs``, as the study's report and the
+    benchmark judge the level); with ``heuristics="all"`` every
     heuristic built for a level too, so that the study's pick among them rests on confirmed
     scores rather than on the search-time proxy; and every screened trial (``search.screen``:
     one per screened level, the searched trials the scan's estimate chose, which the proxy
@@ -47,7 +49,8 @@ def candidates(record: StudyRecord, objectives: Sequence[str], top: int,
     searched = feas[feas["baseline"] == ""]
     if len(searched):
         chosen.append(int(searched.loc[searched["proxy_acc"].idxmax(), "trial"]))
-    for pair in level_pairs(feas, levels, "proxy_acc"):
+    for pair in level_pairs(feas, levels, "proxy_acc",
+                            macs_cap=record.latency_macs):
         chosen += [n for n in (pair["heuristic_trial"], pair["searched_trial"]) if n is not None]
     if heuristics == "all":
         for level in levels:
