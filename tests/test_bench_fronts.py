@@ -279,6 +279,21 @@ def test_the_studys_pick_is_its_best_confirmed_trial_heuristic_or_searched():
     searched[1]["confirmed_acc"] = 91.9
     lv = _compare(ladder, searched, dense, None, {"size": 0.4}, None, confirmed)["per_level"]
     assert lv[1]["pick"] == "sensitivity @ 1.00"
+    assert all(p["pick_confirmed"] is None for p in lv)  # no pick score: nothing to compare
+    # a study that picks by estimate + confirmed: the pick follows the pick score, and the
+    # benchmark says what the confirmed score alone would have picked from the same pool
+    for p, score in zip(searched + confirmed, (2.0, 1.0, 0.0, 3.0)):
+        p["pick_score"] = score
+    lv = _compare(ladder, searched, dense, None, {"size": 0.4}, None, confirmed,
+                  [0.5, 1.0])["per_level"]
+    assert [p["pick"] for p in lv] == ["trial 9", "sensitivity @ 1.00"]
+    assert [p["pick_confirmed"] for p in lv] == ["uniform @ 0.50", "sensitivity @ 1.00"]
+    assert lv[0]["pick_confirmed_diff"] == pytest.approx(-0.4)
+    assert [p["pick_within_std"] for p in lv] == [True, True]
+    assert [p["pick_confirmed_within_std"] for p in lv] == [False, True]
+    assert _within_counts(lv, "pick_confirmed") == "1/2 · 0/0"
+    for p in searched + confirmed:
+        del p["pick_score"]
 
     results = pd.DataFrame({"trial": [0, 3, 5], "baseline": ["uniform", "sensitivity", "erk"],
                             "level": [0.5, 1.0, 1.0], "feasible": [True, True, True],

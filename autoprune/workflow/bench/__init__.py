@@ -392,12 +392,13 @@ def _compare(heuristics: dict, searched: list[dict], dense: dict, latency: dict 
         # still what the study reports, so it stays in the pool (and is flagged)
         pool = [p for p in searched_all if fits_level(p, limits)] \
             + [p for p in confirmed_heuristics or [] if fits_level(p, limits)]
-        # by the study's pick score (results written before it: the confirmed accuracy);
-        # a tie goes to the heuristic, as in the study's own report (workflow.report._pick)
-        by = "pick_score" if all(p.get("pick_score") is not None for p in pool) \
-            else "confirmed_acc"
-        pick = (max(pool, key=lambda p: (p[by], bool(p.get("baseline"))))
+        # by the study's pick score (results written before it: the confirmed accuracy)
+        fused = bool(pool) and all(p.get("pick_score") is not None for p in pool)
+        pick = (_pick(pool, "pick_score" if fused else "confirmed_acc")
                 if pool and confirmed_heuristics is not None else None)
+        # what proxy.pick_by = "confirmed" would have picked (it changes no trial)
+        alt = _pick(pool, "confirmed_acc") if fused and confirmed_heuristics is not None \
+            else None
         per_level.append({
             "level": level, "size_ratio": h["size_ratio"], "macs_ratio": h["macs_ratio"],
             "limits": limits, "best_heuristic": best_name,
@@ -413,6 +414,9 @@ def _compare(heuristics: dict, searched: list[dict], dense: dict, latency: dict 
             if pick else None,
             "pick_within_std": within_std(pick, h) if pick else None,
             "pick_meets_latency": meets.get(_latency_label(pick)) if pick else None,
+            "pick_confirmed": _label(alt),
+            "pick_confirmed_diff": alt["test_mean"] - h["test_mean"] if alt else None,
+            "pick_confirmed_within_std": within_std(alt, h) if alt else None,
             "study_level": any(abs(level - v) < 1e-6 for v in study_levels)
             if study_levels is not None else None})
     ref_acc = dense["test_acc"] - 5.0
@@ -422,6 +426,12 @@ def _compare(heuristics: dict, searched: list[dict], dense: dict, latency: dict 
             "over_latency": missed,
             "hypervolume": hv,
             "hypervolume_ref": {"cost_ratio": 1.0, "test_acc": ref_acc}}
+
+
+def _pick(pool: list[dict], by: str) -> dict:
+    """The point of ``pool`` with the highest ``by``; a tie goes to the heuristic, as in the
+    study's own report (``workflow.report._pick``)."""
+    return max(pool, key=lambda p: (p[by], bool(p.get("baseline"))))
 
 
 def _latency_verdicts(latency: dict | None) -> dict[str, bool]:

@@ -167,6 +167,15 @@ def _document(r: dict, plots: list[Path], out: Path) -> Document:
                   if p.get("pick_diff") is not None else "–",
                   _yes(p.get("pick_within_std"))] * with_pick]
                for p in cmp_["per_level"]])
+    alt = [p for p in cmp_["per_level"] if p.get("pick_confirmed")]
+    if alt and _fused(r):
+        doc.paragraph("Picked by the confirmed score alone (`proxy.pick_by = \"confirmed\"`, "
+                      "which changes no trial; same pool, same TEST points): "
+                      + "; ".join(f"{_f(p['level'], '{:.2f}')}: {p['pick_confirmed']} "
+                                  f"{p['pick_confirmed_diff']:+.2f} pp" for p in alt)
+                      + ". Within 1 std at "
+                      + _within_counts(cmp_["per_level"], "pick_confirmed")
+                      + f" levels (study's pick: {_within_counts(cmp_['per_level'])}).")
     if cmp_.get("over_latency"):
         doc.paragraph("Left out of the searched front and the levels' searched points, as "
                       "measured over the latency budget by this benchmark (interleaved with "
@@ -349,16 +358,18 @@ def _yes(flag: bool | None) -> str:
     return "–" if flag is None else ("yes" if flag else "no")
 
 
-def _within_counts(per_level: list[dict]) -> str:
-    """``k/n · k/n``: levels where the pick is within 1 std, on the study's ladder · between
+def _within_counts(per_level: list[dict], pick: str = "pick") -> str:
+    """``k/n · k/n``: levels where the pick (``pick``: the study's; ``pick_confirmed``: the
+    one by the confirmed score alone) is within 1 std, on the study's ladder · between
     (``k/n`` alone when which levels are the study's is unknown; '–' without picks)."""
-    rows = [p for p in per_level if p.get("pick_within_std") is not None]
+    key = f"{pick}_within_std"
+    rows = [p for p in per_level if p.get(key) is not None]
     if not rows:
         return "–"
     if any(p.get("study_level") is None for p in rows):
-        return f"{sum(p['pick_within_std'] for p in rows)}/{len(rows)}"
+        return f"{sum(p[key] for p in rows)}/{len(rows)}"
     parts = [[p for p in rows if p["study_level"] is on] for on in (True, False)]
-    return " · ".join(f"{sum(p['pick_within_std'] for p in ps)}/{len(ps)}" for ps in parts)
+    return " · ".join(f"{sum(p[key] for p in ps)}/{len(ps)}" for ps in parts)
 
 
 def write_summary(root: Path) -> Path:
