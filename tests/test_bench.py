@@ -200,3 +200,42 @@ def test_finalized_points_are_cached_apart_from_the_proxy_settings_they_do_not_r
     assert runs == [1] * 4
     a, b = evaluator(), evaluator(proxy={"steps": 7})
     assert a._bases["proxy"] != b._bases["proxy"] and a._bases["final"] == b._bases["final"]
+
+
+def test_rank_check_scores_confirmed_as_the_study_confirms(synthetic_idx_root):
+    """The rank check's "confirmed" column is the score the study picks by: with
+    ``proxy.rungs`` the study confirms with the top rung's steps, so the rank check must too
+    (it scored the proxy's own steps, 30 where vgg_channel_macs25 confirms with 100)."""
+    from types import SimpleNamespace
+
+    from autoprune.engine.policy import Policy
+    from autoprune.search.config import config_from_dict
+    from autoprune.search.confirmation import confirm_scoring
+    from autoprune.workflow.bench import BenchSettings, _rank_fidelity
+
+    policy = Policy("channel", {}, {"conv": 0.5}, {}, (1, 8, 8), {})
+    space = SimpleNamespace(baseline_names=lambda: ["uniform"],
+                            baseline_policy=lambda name, factor: policy,
+                            sample=lambda trial, factor: policy, estimate=lambda p: 50.0)
+    calls = []
+
+    class FakeEvaluator:
+        def finetuned(self, p, seed):
+            return {"test_acc": 90.0 + seed % 7, "size_mib": 1.0}
+
+        def proxy(self, p, *, seed=None, images=None, steps=None):
+            calls.append((seed, images, steps))
+            return {"accuracy": 80.0, "seconds": 0.0}
+
+    for rungs, steps in (([], None), ([6, 9], 9)):
+        cfg = config_from_dict(tiny_raw(synthetic_idx_root, search={"mode": "channel"},
+                                        proxy={"rungs": rungs, "steps": 3}), "keys")
+        calls.clear()
+        _rank_fidelity(SimpleNamespace(cfg=cfg, space_=space), FakeEvaluator(),
+                       BenchSettings(rank_policies=4, seeds=(2000, 2001)), {"size_mib": 2.0},
+                       progress=False)
+        how = confirm_scoring(cfg.proxy)
+        assert how.steps == steps and len(how.seeds) == 2
+        confirmed = [c for c in calls if c[1] == how.images]
+        assert len(confirmed) == 4 * 2  # each policy with each confirmation seed
+        assert {(s, st) for s, _, st in confirmed} == {(s, steps) for s in how.seeds}

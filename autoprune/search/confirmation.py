@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import pandas as pd
 from tqdm.auto import tqdm
@@ -22,9 +23,28 @@ from autoprune.search.record import Confirmation, StudyRecord
 from autoprune.search.scoring import ProxyScorer
 from autoprune.search.selection import front, spread
 
-__all__ = ["CONFIRM_SEED0", "candidates", "confirm", "level_pairs"]
+__all__ = ["CONFIRM_SEED0", "ConfirmScoring", "candidates", "confirm", "confirm_scoring",
+           "level_pairs"]
 
 CONFIRM_SEED0 = 1000
+
+
+class ConfirmScoring(NamedTuple):
+    """How a confirmation scores a policy (the arguments of ``ProxyScorer.score``)."""
+
+    seeds: tuple[int, ...]
+    images: tuple[int, int]  # (skip, count) of the validation split
+    steps: int | None  # None: the proxy's own steps
+
+
+def confirm_scoring(settings: ProxySettings) -> ConfirmScoring:
+    """The one rule for how a trial is confirmed, read by :func:`confirm` and by the
+    benchmark's rank check (whose "confirmed" column must be the score the study picks by):
+    ``confirm_seeds`` fresh fine-tune seeds, the ``confirm_val`` validation images after the
+    search's ``val_limit``, and with ``rungs`` the top rung's fine-tune steps."""
+    return ConfirmScoring(tuple(CONFIRM_SEED0 + j for j in range(settings.confirm_seeds)),
+                          (settings.val_limit, settings.confirm_val),
+                          settings.rungs[-1] if settings.rungs else None)
 
 
 def candidates(record: StudyRecord, objectives: Sequence[str], top: int,
@@ -128,15 +148,15 @@ def confirm(record: StudyRecord, scorer: ProxyScorer, settings: ProxySettings,
     todo = [n for n in candidates(record, objectives, settings.confirm_top, levels,
                                   settings.rungs, settings.confirm_heuristics)
             if n not in done]
-    steps = settings.rungs[-1] if settings.rungs else None
-    seeds = [CONFIRM_SEED0 + j for j in range(settings.confirm_seeds)]
-    images = (settings.val_limit, settings.confirm_val)
+    how = confirm_scoring(settings)
+    images = how.images
     for n in tqdm(todo, desc="confirm", unit="trial", disable=not progress):
         start = time.perf_counter()
         policy = record.trial(n).policy
-        accs = [scorer.score(policy, seed=s, images=images, steps=steps,
+        accs = [scorer.score(policy, seed=s, images=images, steps=how.steps,
                              latency=False).accuracy
-                for s in seeds]
-        record.set_confirmation(n, Confirmation(accs, seeds, (images[0], sum(images)),
+                for s in how.seeds]
+        record.set_confirmation(n, Confirmation(accs, list(how.seeds),
+                                                (images[0], sum(images)),
                                                 time.perf_counter() - start))
     return record.confirmations()

@@ -29,7 +29,7 @@ from autoprune.engine.policy import Policy, get_mode
 from autoprune.errors import ConfigError
 from autoprune.search import PruneSearch
 from autoprune.search.budget import Budget
-from autoprune.search.confirmation import CONFIRM_SEED0
+from autoprune.search.confirmation import CONFIRM_SEED0, confirm_scoring
 from autoprune.search.record import TrialView
 from autoprune.search.selection import standardised_sum
 from autoprune.workflow.bench import fronts
@@ -464,8 +464,9 @@ def _rank_fidelity(search: PruneSearch, ev: Evaluator, settings: BenchSettings, 
     study = optuna.create_study(sampler=sampler)
     while len(policies) < settings.rank_policies:
         policies.append((f"draw {len(policies)}", space.sample(study.ask(), factor=1.0), True))
-    confirm_images = (p.val_limit, p.confirm_val)
-    conf_seeds = [CONFIRM_SEED0 + j for j in range(max(p.confirm_seeds, 1))]
+    # scored as the study confirms (with rungs: the top rung's steps), one seed at least
+    how = confirm_scoring(p)
+    conf_seeds = how.seeds or (CONFIRM_SEED0,)
     variants = _rank_variants(p, settings)
     # the same finalize re-run with the next seed: how well the ground truth ranks itself,
     # which bounds what any proxy can be shown to reach against one seed (tau_ceiling)
@@ -486,8 +487,9 @@ def _rank_fidelity(search: PruneSearch, ev: Evaluator, settings: BenchSettings, 
             "estimate": space.estimate(policy),
             "recal_only": ev.proxy(policy, steps=0)["accuracy"],
             "proxy": proxy["accuracy"],
-            "confirmed": statistics.fmean(ev.proxy(policy, seed=s, images=confirm_images)
-                                          ["accuracy"] for s in conf_seeds),
+            "confirmed": statistics.fmean(ev.proxy(policy, seed=s, images=how.images,
+                                                   steps=how.steps)["accuracy"]
+                                          for s in conf_seeds),
             **at, "test": fin["test_acc"],
             **({"test_retest": ev.finetuned(policy, retest_seed)["test_acc"]}
                if retest_seed is not None else {})})
