@@ -42,9 +42,9 @@ def test_kill_one_of_two_workers_mid_trial(backend, synthetic_idx_root, in_tmp, 
     path = _study_file(in_tmp, synthetic_idx_root, name)
     coordinator = subprocess.Popen([sys.executable, "-m", "autoprune", "search", str(path),
                                     "--workers", "2", "--storage", url, "--quiet"], cwd=in_tmp)
-    killed = killed_pid = None
+    seen = killed_pid = None
     deadline = time.time() + 300
-    while killed is None and time.time() < deadline and coordinator.poll() is None:
+    while seen is None and time.time() < deadline and coordinator.poll() is None:
         time.sleep(0.5)
         try:
             study = _load(url, name)
@@ -54,9 +54,9 @@ def test_kill_one_of_two_workers_mid_trial(backend, synthetic_idx_root, in_tmp, 
             w = TrialView(t).worker
             if w and w["pid"] != coordinator.pid and pid_alive(w["pid"]):
                 os.kill(w["pid"], signal.SIGKILL)
-                killed, killed_pid = t.number, w["pid"]
+                seen, killed_pid = t.number, w["pid"]
                 break
-    assert killed is not None, "no worker trial was seen running"
+    assert seen is not None, "no worker trial was seen running"
     assert coordinator.wait(timeout=400) == 0
     study = _load(url, name)
     trials = study.get_trials()
@@ -67,8 +67,8 @@ def test_kill_one_of_two_workers_mid_trial(backend, synthetic_idx_root, in_tmp, 
     # the trial the killed worker was running: the one seen RUNNING, unless the worker had
     # finished it and started its next between that read and the kill (a race of the test)
     assert len(failed) == 1 and TrialView(failed[0]).worker["pid"] == killed_pid
-    assert failed[0].number >= killed
     killed = failed[0].number
+    assert killed >= seen
     retries = [t for t in trials if t.user_attrs.get("retry_of") == killed]
     assert len(retries) == 1 and retries[0].state == optuna.trial.TrialState.COMPLETE
     assert retries[0].params == study.trials[killed].params
