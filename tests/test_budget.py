@@ -6,6 +6,7 @@ import pytest
 
 from autoprune.engine.metrics import MIB
 from autoprune.search.budget import AXES, KINDS, Budget, Limits
+from autoprune.search.config import LatencySettings
 
 DENSE = {"size_mib": 2.0, "macs": 1_000_000, "latency_ms": 4.0}
 
@@ -95,6 +96,59 @@ def test_latency_table_measures_each_group_alone_and_fits_its_scale():
         assert table.predict(keep) == pytest.approx(truth, rel=0.2)
     assert table.scale < 1  # the summed savings count shared layers twice
     assert LatencyTable.from_dict(table.to_dict()) == table
+
+
+def test_latency_calibration_fits_median_ratios_to_dense_so_a_spike_cancels():
+    """Latency exactly 0.5 ms + 1e-6 ms per structural MAC, on a machine where every fifth
+    run is 60 % slower (a shared CPU's spike): the calibration times each cut alternately
+    with dense, 3 times, and fits the median ratios, so the cap is the spike-free one; timed
+    once each, dense last (the calibration before), the spike hit the dense run and raised the
+    cap by 15 %. The dense runs' spread is kept; a cap below the smallest policy is refused
+    in one sentence naming both."""
+    import torch
+
+    from autoprune.engine.costmodel import ChannelCostModel
+    from autoprune.engine.metrics import SpeedupResult, count_macs
+    from autoprune.errors import ConfigError
+    from autoprune.models import ModelSpec, build_model
+    from autoprune.search.calibration import calibrate_latency, macs_line
+
+    model = build_model(ModelSpec("vgg", 0.125, 1, 10)).eval()
+    x = torch.zeros(1, 1, 32, 32)
+    cost = ChannelCostModel(model, x)
+    dense_macs = count_macs(model, (1, 32, 32))
+    runs = []
+
+    def timed(m):
+        runs.append(1)
+        return (0.5 + 1e-6 * count_macs(m, (1, 32, 32))) * (1.6 if len(runs) % 5 == 0 else 1)
+
+    def speedup(m):
+        ref, mod = [], []
+        for _ in range(3):
+            ref.append(timed(model))
+            mod.append(timed(m))
+        return SpeedupResult(ref, mod, 1, 1, "cpu")
+
+    cal = calibrate_latency(model, x, cost, Budget(latency=0.6), min_keep=0.3, settings=None,
+                            speedup=speedup, margin=0.0)
+    assert len(runs) == 4 * 2 * 3  # 4 cuts, each 3 times alternately with dense
+    dense_ms = 0.5 + 1e-6 * dense_macs
+    want = (0.6 * dense_ms - 0.5) / 1e-6  # where 0.5 + 1e-6 x MACs = 0.6 x dense
+    assert cal["structural_macs"] == pytest.approx(want)
+    assert cal["dense_ms"] == pytest.approx(dense_ms)
+    assert cal["dense_ms_range"] == pytest.approx([dense_ms, 1.6 * dense_ms])  # on record
+    assert cal["points"][-1] == [dense_macs, 1.0]
+    runs.clear()
+    a, b = macs_line(model, x, cost, min_keep=0.3, measure=timed)
+    assert len(runs) == 5  # the fifth, dense, spiked
+    assert (0.6 * 1.6 * dense_ms - a) / b > 1.1 * want  # 1.15 x
+    assert calibrate_latency(model, x, cost, Budget(size=0.5), min_keep=0.3, settings=None,
+                             speedup=speedup) is None
+    with pytest.raises(ConfigError, match=r"latency budget is impossible.*above the cap of "
+                                          r"0\.100"):
+        calibrate_latency(model, x, cost, Budget(latency=0.1), min_keep=0.3,
+                          settings=LatencySettings(), speedup=speedup)
 
 
 def test_latency_refit_shrinks_the_cap_until_the_measured_structure_fits():

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from autoprune.engine.costmodel import ChannelCostModel, FineCostModel
-from autoprune.engine.metrics import count_macs, count_nonzero, count_params
+from autoprune.engine.metrics import SpeedupResult, count_macs, count_nonzero, count_params
 from autoprune.engine.prune import FineGrainedPruner, channel_prune
 from autoprune.models import ModelSpec, build_model
 from autoprune.search.budget import Budget, Limits
@@ -171,7 +171,7 @@ def test_round_to_gives_multiples_of_n_channels_within_the_budget():
     """``search.round_to = 8``: every baseline and sampled policy prunes to conv widths that
     are multiples of 8 (the unrounded ones are not), still within the budget, and the cost
     model counts exactly what pruning leaves; the latency calibration times rounded cuts."""
-    from autoprune.search.calibration import latency_macs_cap
+    from autoprune.search.calibration import calibrate_latency
 
     model = build_model(ModelSpec("vgg", 0.5, 1, 10))
     x = torch.zeros(1, 1, 28, 28)
@@ -196,7 +196,11 @@ def test_round_to_gives_multiples_of_n_channels_within_the_budget():
 
     timed = []
     space = make_space(model, x, SearchSettings(mode="channel", round_to=8), limits)
-    latency_macs_cap(model, x, space.channel_cost, Budget(latency=0.5), min_keep=0.3,
-                     settings=None, snap=space.snap,
-                     measure=lambda m: timed.append(_conv_widths(m)) or sum(timed[-1]) / 100)
+
+    def speedup(m):
+        timed.append(_conv_widths(m))
+        return SpeedupResult([1.0], [sum(timed[-1]) / sum(_conv_widths(model))], 1, 1, "cpu")
+
+    calibrate_latency(model, x, space.channel_cost, Budget(latency=0.5), min_keep=0.3,
+                      settings=None, snap=space.snap, speedup=speedup)
     assert timed and all(w % 8 == 0 for ws in timed for w in ws)

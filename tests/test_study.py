@@ -523,8 +523,9 @@ def test_ratio_latency_budget_times_candidates_interleaved_with_dense(
     dense = search.record_.dense.latency_ms
     if "latency" in budget:
         assert len(ratios) == 3  # the trials only: confirmations re-score accuracy alone
-        # the dense reference is prepared once for all trials, each trial once
-        assert len(prepared) == 4 and prepared[0] is search.ws_.baseline.model
+        # the calibration's dense structure and its 4 uniform cuts (before training), then
+        # the dense reference once for all trials, each trial once
+        assert len(prepared) == 9 and prepared[5] is search.ws_.baseline.model
         assert [round(v, 9) for v in lat] == [round(dense * r, 9) for r in ratios[:3]]
     else:
         assert ratios == [] and len(lat) == 3
@@ -788,12 +789,12 @@ def _slow_structures(monkeypatch, cap_ratio: float):
 
     def cap(model, x, *a, **kw):
         dense["macs"] = count_macs(model, tuple(x.shape[1:]))
-        return cap_ratio * dense["macs"]
+        return {"structural_macs": cap_ratio * dense["macs"]}
 
     def ratio(model):
         return count_macs(model, (1, 28, 28)) / dense["macs"]
 
-    monkeypatch.setattr(plan, "latency_macs_cap", cap)
+    monkeypatch.setattr(plan, "calibrate_latency", cap)
     monkeypatch.setattr(ProxyScorer, "measure_latency",
                         lambda self, model: self.dense_latency_ms * ratio(model) ** 0.7)
     return ratio

@@ -2,7 +2,8 @@
 project onto, measured on the study's device, batch size and threads before any training.
 
 Latency depends on the structure, not the weights: uniformly channel-pruned copies of the
-untrained model are timed, a line latency = a + b x MACs is fitted, and solved for the cap.
+untrained model are timed alternately with it, a line (latency / dense latency) = a + b x MACs
+is fitted to the ratios, and solved for the cap.
 
 :class:`LatencyTable` is the finer model (NetAdapt / HALP style lookup table): each coupling
 group pruned alone to each keep level, timed alternately with the dense model, gives that
@@ -22,74 +23,98 @@ import torch
 from torch import nn
 
 from autoprune.engine.costmodel import ChannelCostModel
-from autoprune.engine.metrics import count_macs
+from autoprune.engine.metrics import SpeedupResult, count_macs
 from autoprune.engine.policy import Policy
 from autoprune.engine.prune import channel_prune
 from autoprune.errors import ConfigError
 from autoprune.search.budget import Budget
 from autoprune.search.config import LatencySettings
 
-__all__ = ["latency_macs_cap", "macs_line", "LatencyTable", "measure_latency_table",
+__all__ = ["calibrate_latency", "macs_line", "LatencyTable", "measure_latency_table",
            "LatencyRefit"]
 
 _KEEPS = (0.25, 0.5, 0.75)
 
 
-def latency_macs_cap(model: nn.Module, example_inputs: torch.Tensor, cost: ChannelCostModel,
-                     budget: Budget, *, min_keep: float, settings: LatencySettings,
-                     measure: Callable[[nn.Module], float], margin: float = 0.03,
-                     snap: Callable[[dict], dict] | None = None) -> float | None:
-    """Structural MACs expected to meet the latency budget (``None``: no latency budget, or
-    latency does not grow with MACs on this device).
+def calibrate_latency(model: nn.Module, example_inputs: torch.Tensor, cost: ChannelCostModel,
+                      budget: Budget, *, min_keep: float, settings: LatencySettings,
+                      speedup: Callable[[nn.Module], SpeedupResult], margin: float = 0.03,
+                      snap: Callable[[dict], dict] | None = None) -> dict | None:
+    """The structural MACs expected to meet the latency budget, as the study's record keeps
+    it (``None``: no latency budget).
+
+    Each uniform cut is timed alternately with the dense structure (``speedup``), and the line
+    is fitted to the ratios cut / dense of each run: drifts of a shared machine hit both
+    models of a run and cancel, where timing each model once, dense last, let one slow or fast
+    dense run move the whole cap (the demo's cap for ``latency = 0.7`` measured 0.45 to 0.67
+    of dense MACs over the benchmarks of its study file; see
+    ``reports/benchmarks/latency_calibration.md``).
 
     Args:
-        measure: Median latency in ms of a model, with the study's latency settings.
+        speedup: A model timed alternately with the dense structure, with the study's
+            latency settings.
         margin: Fraction of the cap kept in reserve for measurement noise.
         snap: The space's rounding of keep ratios (``search.round_to``), so the cuts
             timed have the channel counts the search's policies will have.
 
+    Returns:
+        ``{"structural_macs"}`` (``None`` where latency does not grow with MACs on this
+        device), ``"dense_ms"`` (median of the dense runs), ``"dense_ms_range"`` (their
+        spread) and ``"points"`` (``[structural MACs, ratio to dense]`` of each cut).
+
     Raises:
-        ValueError: Even the smallest policy within bounds is slower than the cap.
+        ConfigError: Even the smallest policy within bounds is slower than the cap.
     """
     if "latency" not in budget.axes():
         return None
-    points = _uniform_cuts(model, example_inputs, cost, min_keep, measure, snap)
-    dense_ms = points[-1][1]
+    points, dense_runs = [], []
+    cuts = _uniform_cuts(model, example_inputs, cost, min_keep, snap)
+    for macs, cut in cuts[:-1]:
+        r = speedup(cut)
+        dense_runs += r.reference_ms
+        points.append((macs, float(np.median([m / d for d, m in
+                                              zip(r.reference_ms, r.model_ms)]))))
+    points.append((cuts[-1][0], 1.0))
+    dense_ms = float(np.median(dense_runs))
     cap = budget.caps({"size_mib": 0.0, "macs": 0, "latency_ms": dense_ms})["latency_ms"]
-    fastest = points[0][1]
-    if fastest > cap:
+    cap_ratio, fastest = cap / dense_ms, points[0][1]
+    if fastest > cap_ratio:
         raise ConfigError(
             f"The latency budget is impossible: the smallest policy within the search bounds "
-            f"measures {fastest:.3f} ms (batch {settings.batch_size}, {settings.threads} "
-            f"threads, {settings.device}), above the cap of {cap:.3f} ms.")
-    macs, ms = np.array(points, dtype=float).T
-    b, a = np.polyfit(macs, ms, 1)
-    if b <= 0:
-        return None
-    return float(np.clip(((1 - margin) * cap - a) / b, macs.min(), macs.max()))
+            f"measures {fastest:.3f} of the dense model's {dense_ms:.3f} ms (batch "
+            f"{settings.batch_size}, {settings.threads} threads, {settings.device}), above "
+            f"the cap of {cap_ratio:.3f} ({cap:.3f} ms).")
+    macs, ratios = np.array(points, dtype=float).T
+    b, a = np.polyfit(macs, ratios, 1)
+    structural = (float(np.clip(((1 - margin) * cap_ratio - a) / b, macs.min(), macs.max()))
+                  if b > 0 else None)
+    return {"structural_macs": structural, "dense_ms": dense_ms,
+            "dense_ms_range": [float(min(dense_runs)), float(max(dense_runs))],
+            "points": [[int(m), r] for m, r in points]}
 
 
 def _uniform_cuts(model: nn.Module, example_inputs: torch.Tensor, cost: ChannelCostModel,
-                  min_keep: float, measure: Callable[[nn.Module], float],
-                  snap: Callable[[dict], dict] | None = None) -> list[tuple[int, float]]:
-    """``(structural MACs, ms)`` of uniformly pruned copies, smallest first, then of the
+                  min_keep: float, snap: Callable[[dict], dict] | None = None
+                  ) -> list[tuple[int, nn.Module]]:
+    """``(structural MACs, model)`` of uniformly pruned copies, smallest first, then of the
     dense model (last): the points the calibration's line is fitted on."""
-    points = []
+    cuts = []
     for keep in (min_keep, *_KEEPS):
         k = {g: max(min_keep, keep) for g in cost.ids}
         k = snap(k) if snap is not None else k
-        points.append((cost.macs(k), measure(channel_prune(model, k, example_inputs))))
-    points.append((count_macs(model, tuple(example_inputs.shape[1:])), measure(model)))
-    return points
+        cuts.append((cost.macs(k), channel_prune(model, k, example_inputs)))
+    cuts.append((count_macs(model, tuple(example_inputs.shape[1:])), model))
+    return cuts
 
 
 def macs_line(model: nn.Module, example_inputs: torch.Tensor, cost: ChannelCostModel, *,
               min_keep: float, measure: Callable[[nn.Module], float],
               snap: Callable[[dict], dict] | None = None) -> tuple[float, float]:
-    """``(a, b)`` of the calibration's line latency = a + b x structural MACs (the points
-    :func:`latency_macs_cap` fits, rounded by ``snap`` as there), for comparing it with
-    :class:`LatencyTable`."""
-    macs, ms = np.array(_uniform_cuts(model, example_inputs, cost, min_keep, measure, snap),
+    """``(a, b)`` of a line latency = a + b x structural MACs fitted on the calibration's
+    uniform cuts (rounded by ``snap`` as there), each timed once by ``measure`` (ms), for
+    comparing it with :class:`LatencyTable`."""
+    macs, ms = np.array([(m, measure(cut)) for m, cut in
+                         _uniform_cuts(model, example_inputs, cost, min_keep, snap)],
                         dtype=float).T
     b, a = np.polyfit(macs, ms, 1)
     return float(a), float(b)

@@ -4,17 +4,20 @@ per study: the result is kept in its record)."""
 
 from __future__ import annotations
 
-from autoprune.engine.metrics import count_macs, count_params
+from autoprune.engine.metrics import alternate, count_macs, count_params
 from autoprune.errors import ConfigError
 from autoprune.models import check_input_size
 from autoprune.search.budget import Limits
-from autoprune.search.calibration import latency_macs_cap
+from autoprune.search.calibration import calibrate_latency
 from autoprune.search.config import StudyConfig
 from autoprune.search.record import StudyRecord
 from autoprune.search.space import SearchSpace, make_space
 from autoprune.search.workspace import Workspace
 
-__all__ = ["plan_space"]
+__all__ = ["plan_space", "CALIBRATION_REPEATS"]
+
+#: Runs of each uniform cut, alternately with the dense structure, in the latency calibration.
+CALIBRATION_REPEATS = 3
 
 
 def plan_space(cfg: StudyConfig, ws: Workspace, record: StudyRecord | None = None
@@ -46,11 +49,14 @@ def plan_space(cfg: StudyConfig, ws: Workspace, record: StudyRecord | None = Non
     if record is not None and record.latency_cap is not None:
         cap = record.latency_macs  # measured once per study
     else:
-        cap = latency_macs_cap(model, x, space.channel_cost, cfg.budget,
-                               min_keep=cfg.search.min_density, settings=cfg.latency,
-                               measure=lambda m: ws.measure_latency(m).median_ms,
-                               snap=space.snap)
-        if record is not None and "latency" in cfg.budget.axes():
-            record.set_latency_cap({"structural_macs": cap})
+        dense_timer = ws.timer(model)  # the untrained structure: latency ignores weights
+        calibration = calibrate_latency(
+            model, x, space.channel_cost, cfg.budget, min_keep=cfg.search.min_density,
+            settings=cfg.latency, snap=space.snap,
+            speedup=lambda m: alternate(dense_timer, ws.timer(m), repeats=CALIBRATION_REPEATS,
+                                        min_run_time=cfg.latency.min_run_time))
+        cap = calibration["structural_macs"] if calibration else None
+        if record is not None and calibration is not None:
+            record.set_latency_cap(calibration)
     space.limits = Limits.from_budget(cfg.budget, params, macs, latency_macs=cap)
     return space
