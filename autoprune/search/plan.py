@@ -46,17 +46,18 @@ def plan_space(cfg: StudyConfig, ws: Workspace, record: StudyRecord | None = Non
     space.check_feasible()
     if cfg.search.sweep:
         space.check_feasible(cfg.search.floor)
+    cap = None
     if record is not None and record.latency_cap is not None:
         cap = record.latency_macs  # measured once per study
-    else:
+    elif "latency" in cfg.budget.axes():
         dense_timer = ws.timer(model)  # the untrained structure: latency ignores weights
         calibration = calibrate_latency(
             model, x, space.channel_cost, cfg.budget, min_keep=cfg.search.min_density,
             settings=cfg.latency, snap=space.snap,
             speedup=lambda m: alternate(dense_timer, ws.timer(m), repeats=CALIBRATION_REPEATS,
                                         min_run_time=cfg.latency.min_run_time))
-        cap = calibration["structural_macs"] if calibration else None
-        if record is not None and calibration is not None:
+        cap = calibration["structural_macs"]
+        if record is not None:
             record.set_latency_cap(calibration)
     space.limits = Limits.from_budget(cfg.budget, params, macs, latency_macs=cap)
     return space
