@@ -16,7 +16,7 @@ from autoprune.search.scoring import ProxyScorer
 from autoprune.search.selection import front
 from autoprune.search.workspace import Workspace
 from autoprune.workflow.cli import main
-from autoprune.workflow.report import refit_paragraph
+from autoprune.workflow.report import calibration_paragraph, refit_paragraph
 from tests.helpers import tiny_raw, to_toml
 
 
@@ -521,6 +521,12 @@ def test_ratio_latency_budget_times_candidates_interleaved_with_dense(
     search = PruneSearch(config_from_dict(raw, "interleaved"), progress=False).run()
     lat = search.results_["latency_ms"].tolist()
     dense = search.record_.dense.latency_ms
+    cal = search.record_.latency_cap  # the calibration's runs, kept and reported
+    assert len(cal["points"]) == 5 and cal["points"][-1] == [search.record_.dense.macs, 1.0]
+    assert cal["dense_ms_range"][0] <= cal["dense_ms"] <= cal["dense_ms_range"][1]
+    text = calibration_paragraph(cal, search.record_.dense.macs)
+    assert "4 uniform cuts, each timed alternately with the dense structure" in text
+    assert f"median {cal['dense_ms']:.3f} ms" in text
     if "latency" in budget:
         assert len(ratios) == 3  # the trials only: confirmations re-score accuracy alone
         # the calibration's dense structure and its 4 uniform cuts (before training), then

@@ -105,6 +105,29 @@ def refit_paragraph(refit: dict[str, int] | None, lat: LatencySettings) -> str |
             f"latency budget as the trial recorded it: {recorded}.")
 
 
+def calibration_paragraph(cap: dict | None, dense_macs: float) -> str | None:
+    """The report's sentence on the latency calibration (``cap``: ``StudyRecord.latency_cap``,
+    ``dense_macs``: the dense model's MACs); ``None`` without one. Studies calibrated before
+    the record kept the dense runs give the cap alone."""
+    if not cap:
+        return None
+    macs = cap.get("structural_macs")
+    text = ("Latency calibration: latency did not grow with structural MACs on this device, "
+            "so the budget's ratio of dense MACs stands in" if macs is None else
+            f"Latency calibration: the latency budget allows {macs / dense_macs:.3f} of the "
+            f"dense structural MACs")
+    points = cap.get("points")
+    if not points:
+        return text + "."
+    lo, hi = cap["dense_ms_range"]
+    ratios = ", ".join(f"{r:.2f}" for _, r in points[:-1])
+    return (f"{text} (a line fitted to {len(points) - 1} uniform cuts, each timed alternately "
+            f"with the dense structure: {ratios} of dense at "
+            + ", ".join(f"{m / dense_macs:.2f}" for m, _ in points[:-1])
+            + f" of its MACs); the dense structure's runs there: median {cap['dense_ms']:.3f} "
+              f"ms, range {lo:.3f}–{hi:.3f} ms.")
+
+
 def write_report(search: PruneSearch, out_dir: Path | None = None,
                  export_trial: int | None = None) -> Path:
     """Write plots, ``pareto.csv``, ``final_table.csv``, ``report.md``, a self-contained
@@ -140,9 +163,10 @@ def write_report(search: PruneSearch, out_dir: Path | None = None,
                   f"{fin.test_acc if fin else float('nan'):.2f} %, {dense.size_mib:.3f} MiB, "
                   f"{dense.macs / 1e6:.2f} M MACs, {dense.latency_ms:.3f} ms ({lat.device}, "
                   f"batch {lat.batch_size}, {lat.threads} threads).")
-    refit = refit_paragraph(record.refit_summary(), lat)
-    if refit:
-        doc.paragraph(refit)
+    for line in (calibration_paragraph(record.latency_cap, dense.macs),
+                 refit_paragraph(record.refit_summary(), lat)):
+        if line:
+            doc.paragraph(line)
     doc.heading("Finalized points (TEST split, full fine-tune)", 2)
     doc.table(list(table.columns), table.values.tolist(),
               empty="_No finalized points yet: run `autoprune finalize`._")
