@@ -46,9 +46,9 @@ def calibrate_latency(model: nn.Module, example_inputs: torch.Tensor, cost: Chan
     Each uniform cut is timed alternately with the dense structure (``speedup``), and the line
     is fitted to the ratios cut / dense of each run: drifts of a shared machine hit both
     models of a run and cancel, where timing each model once, dense last, let one slow or fast
-    dense run move the whole cap (the demo's cap for ``latency = 0.7`` measured 0.45 to 0.67
-    of dense MACs over the benchmarks of its study file; see
-    ``reports/benchmarks/latency_calibration.md``).
+    dense run move the whole cap: six calibrations of the demo's ``latency = 0.7`` gave a cap
+    of 0.60 ± 0.04 of dense MACs timed once each, 0.60 ± 0.016 alternately
+    (``reports/benchmarks/latency_calibration_demo.md``).
 
     Args:
         speedup: A model timed alternately with the dense structure, with the study's
