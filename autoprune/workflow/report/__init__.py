@@ -120,12 +120,13 @@ def calibration_paragraph(cap: dict | None, dense_macs: float) -> str | None:
     if not points:
         return text + "."
     lo, hi = cap["dense_ms_range"]
-    ratios = ", ".join(f"{r:.2f}" for _, r in points[:-1])
-    return (f"{text} (a line fitted to {len(points) - 1} uniform cuts, each timed alternately "
-            f"with the dense structure: {ratios} of dense at "
-            + ", ".join(f"{m / dense_macs:.2f}" for m, _ in points[:-1])
-            + f" of its MACs); the dense structure's runs there: median {cap['dense_ms']:.3f} "
-              f"ms, range {lo:.3f}–{hi:.3f} ms.")
+    cuts = points[:-1]  # the last point is the dense structure itself
+    ratios = ", ".join(f"{r:.2f}" for _, r in cuts)
+    at = ", ".join(f"{m / dense_macs:.2f}" for m, _ in cuts)
+    return (f"{text} (a line fitted to {len(cuts)} uniform cuts, each timed alternately with "
+            f"the dense structure: {ratios} of dense at {at} of its MACs); the dense "
+            f"structure's runs there: median {cap['dense_ms']:.3f} ms, range {lo:.3f}–{hi:.3f} "
+            f"ms.")
 
 
 def write_report(search: PruneSearch, out_dir: Path | None = None,
