@@ -496,7 +496,8 @@ def test_ratio_latency_budget_times_candidates_interleaved_with_dense(
         synthetic_idx_root, in_tmp, monkeypatch, budget):
     """Under a ratio latency budget each channel trial's latency is the dense reference times
     the ratio measured alternately with dense in the same run; under an absolute budget it
-    is measured alone."""
+    is measured alone. Under either, the calibration's uniform cuts are timed alternately with
+    the dense structure."""
     import autoprune.search.workspace as workspace
 
     ratios = []
@@ -528,13 +529,17 @@ def test_ratio_latency_budget_times_candidates_interleaved_with_dense(
     assert "4 uniform cuts, each timed alternately with the dense structure" in text
     assert f"median {cal['dense_ms']:.3f} ms" in text
     if "latency" in budget:
-        assert len(ratios) == 3  # the trials only: confirmations re-score accuracy alone
+        # the calibration's 4 uniform cuts, then the trials once each: confirmations re-score
+        # accuracy alone
+        assert len(ratios) == 4 + 3
+        assert ratios[:4] == pytest.approx([r for _, r in cal["points"][:4]])
         # the calibration's dense structure and its 4 uniform cuts (before training), then
         # the dense reference once for all trials, each trial once
         assert len(prepared) == 9 and prepared[5] is search.ws_.baseline.model
-        assert [round(v, 9) for v in lat] == [round(dense * r, 9) for r in ratios[:3]]
+        assert [round(v, 9) for v in lat] == [round(dense * r, 9) for r in ratios[4:]]
     else:
-        assert ratios == [] and len(lat) == 3
+        # the calibration's 4 cuts only: each trial is timed alone
+        assert len(ratios) == 4 and len(lat) == 3
 
 
 def test_finalize_speedup_is_measured_interleaved_with_dense(synthetic_idx_root, in_tmp,

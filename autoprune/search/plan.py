@@ -4,7 +4,7 @@ per study: the result is kept in its record)."""
 
 from __future__ import annotations
 
-from autoprune.engine.metrics import alternate, count_macs, count_params
+from autoprune.engine.metrics import count_macs, count_params
 from autoprune.errors import ConfigError
 from autoprune.models import check_input_size
 from autoprune.search.budget import Limits
@@ -54,8 +54,7 @@ def plan_space(cfg: StudyConfig, ws: Workspace, record: StudyRecord | None = Non
         calibration = calibrate_latency(
             model, x, space.channel_cost, cfg.budget, min_keep=cfg.search.min_density,
             settings=cfg.latency, snap=space.snap,
-            speedup=lambda m: alternate(dense_timer, ws.timer(m), repeats=CALIBRATION_REPEATS,
-                                        min_run_time=cfg.latency.min_run_time))
+            speedup=lambda m: ws.measure_speedup(m, CALIBRATION_REPEATS, reference=dense_timer))
         cap = calibration["structural_macs"]
         if record is not None:
             record.set_latency_cap(calibration)

@@ -89,10 +89,13 @@ class Workspace:
                                min_run_time=min_run_time or lat.min_run_time,
                                backend=lat.backend)
 
-    def measure_speedup(self, model: torch.nn.Module, repeats: int) -> SpeedupResult:
-        """``model`` timed alternately with the dense baseline, ``repeats`` times each, with
-        the study's ``[latency]`` settings: the ratio to trust on a shared machine."""
-        return alternate(self._dense_timer, self.timer(model), repeats=repeats,
+    def measure_speedup(self, model: torch.nn.Module, repeats: int,
+                        reference=None) -> SpeedupResult:
+        """``model`` timed alternately with the dense baseline (or ``reference``, a timer
+        from :meth:`timer`), ``repeats`` times each, with the study's ``[latency]`` settings:
+        the ratio to trust on a shared machine."""
+        reference = self._dense_timer if reference is None else reference
+        return alternate(reference, self.timer(model), repeats=repeats,
                          min_run_time=self.cfg.latency.min_run_time)
 
     @cached_property
