@@ -304,3 +304,22 @@ def test_the_studys_pick_is_its_best_confirmed_trial_heuristic_or_searched():
     got = confirmed_heuristics_from_ladder(record, ladder)
     assert [(c["trial"], c["baseline"], c["test_mean"]) for c in got] == [
         (0, "uniform", 90.0), (3, "sensitivity", 91.5)]
+
+
+def test_front_plot_gives_every_front_its_own_colour(tmp_path, monkeypatch):
+    """Hybrid mode's four heuristics drew LAMP, the fourth, in the searched front's red."""
+    from matplotlib import pyplot as plt
+
+    from autoprune.workflow.bench import render
+
+    names = ["uniform", "global_ranking", "sensitivity", "lamp", "searched"]
+    styles = render.front_styles(names)
+    colours = [styles[n]["color"] for n in names]
+    assert len(set(colours)) == len(names) and styles["searched"]["color"] == "tab:red"
+    seen, real = [], plt.Axes.errorbar
+    monkeypatch.setattr(plt.Axes, "errorbar",
+                        lambda self, *a, **kw: seen.append(kw["color"]) or real(self, *a, **kw))
+    data = render.FrontPlotData("size", {n: [(0.1 + i / 10, 90.0, 0.1)]
+                                         for i, n in enumerate(names)}, 92.0)
+    render.draw_fronts(data, tmp_path / "f.png", "t")
+    assert seen == colours

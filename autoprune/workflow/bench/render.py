@@ -42,13 +42,30 @@ def front_plot_data(results: dict, axis: str) -> FrontPlotData:
                          results["dense"]["test_acc"])
 
 
+#: The searched front's colour, and the heuristics' (matplotlib's cycle without it: with four
+#: heuristics or more the default cycle gave the fourth, LAMP in hybrid mode, the same red).
+SEARCHED_COLOUR = "tab:red"
+HEURISTIC_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown",
+                     "tab:pink", "tab:gray", "tab:olive", "tab:cyan")
+
+
+def front_styles(names) -> dict[str, dict]:
+    """Line style of each front: the searched one bold in its own colour, the heuristics each
+    in another."""
+    heuristics = [n for n in names if n != "searched"]
+    styles = {n: dict(color=HEURISTIC_COLOURS[i % len(HEURISTIC_COLOURS)], marker="o", ms=4,
+                      lw=1) for i, n in enumerate(heuristics)}
+    if "searched" in names:
+        styles["searched"] = dict(color=SEARCHED_COLOUR, lw=2, marker="D", ms=6)
+    return styles
+
+
 def draw_fronts(d: FrontPlotData, path: Path, title: str) -> Path:
     fig, ax = plt.subplots(figsize=(8, 5))
+    styles = front_styles(list(d.series))
     for name, pts in d.series.items():
         x, y, e = zip(*pts)
-        style = dict(color="tab:red", lw=2, marker="D", ms=6) if name == "searched" else \
-            dict(marker="o", ms=4, lw=1)
-        ax.errorbar(x, y, yerr=e, capsize=3, label=name, **style)
+        ax.errorbar(x, y, yerr=e, capsize=3, label=name, **styles[name])
     for drop in ACC_DROPS:
         ax.axhline(d.dense_acc - drop, color="0.6", ls=":", lw=0.8)
     ax.axhline(d.dense_acc, color="k", ls="--", lw=1, label=f"dense {d.dense_acc:.2f} %")
