@@ -7,6 +7,7 @@ Each property is computed once and each expensive stage is cached on disk, so ev
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from functools import cached_property
 
 import torch
@@ -90,7 +91,8 @@ class Workspace:
                                backend=lat.backend)
 
     def measure_speedup(self, model: torch.nn.Module, repeats: int,
-                        reference=None) -> SpeedupResult:
+                        reference: Callable[[float], LatencyResult] | None = None
+                        ) -> SpeedupResult:
         """``model`` timed alternately with the dense baseline (or ``reference``, a timer
         from :meth:`timer`), ``repeats`` times each, with the study's ``[latency]`` settings:
         the ratio to trust on a shared machine."""

@@ -49,7 +49,7 @@ HEURISTIC_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:b
                      "tab:pink", "tab:gray", "tab:olive", "tab:cyan")
 
 
-def front_styles(names) -> dict[str, dict]:
+def front_styles(names: list[str]) -> dict[str, dict]:
     """Line style of each front: the searched one bold in its own colour, the heuristics each
     in another."""
     heuristics = [n for n in names if n != "searched"]
