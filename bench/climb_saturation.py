@@ -39,13 +39,11 @@ def main() -> None:
     args = ap.parse_args()
     from autoprune.search.screening import screen
     from autoprune.search.study import PruneSearch
-    from autoprune.search.workspace import Workspace
 
     rows = []
     for label, overrides in SCANS.items():
         search = PruneSearch(args.study, overrides=["name=climb_saturation", *overrides],
-                             progress=False)
-        search.ws_ = Workspace(search.cfg, device="cpu", progress=False)
+                             device="cpu", progress=False)
         t = time.perf_counter()
         space = search.search_space()  # bound to the scan, built or read from the cache
         drawn = screen(space, LEVELS, args.draws, seed=0, sweep=True)

@@ -35,7 +35,6 @@ def main() -> None:
 
     from autoprune.engine.policy import Policy
     from autoprune.search import PruneSearch
-    from autoprune.search.workspace import Workspace
     from autoprune.workflow.bench import _compare, _finalized
     from autoprune.workflow.bench.evaluate import Evaluator
 
@@ -46,7 +45,7 @@ def main() -> None:
     cfg = search.cfg
     if cfg.search.mode != "hybrid":
         raise SystemExit(f"{args.study} is a {cfg.search.mode} study, not hybrid.")
-    ws = search.ws_ = Workspace(cfg, progress=True)
+    ws = search.workspace()
     planned = search.plan(ws)
     space = planned.bind(ws.baseline.model, planned.limits, None)
     ev = Evaluator(search)

@@ -777,17 +777,21 @@ def test_sampler_seed_changes_the_proposals_not_the_scores(synthetic_idx_root, i
     assert set(searched_a["policy"]).isdisjoint(searched_b["policy"])
 
 
-def test_a_loaded_study_rebuilds_the_space_it_searched(synthetic_idx_root, in_tmp):
+def test_a_loaded_or_fresh_study_rebuilds_the_space_it_searched(synthetic_idx_root, in_tmp):
     cfg = config_from_dict(tiny_raw(synthetic_idx_root, search={
         "mode": "channel", "prior": "uniform", "trials": 4, "sweep": True, "ladder": 2}), "sp")
     ran = PruneSearch(cfg, progress=False).run()
     loaded = PruneSearch.load(cfg, progress=False)
     space = loaded.search_space()
     assert loaded.search_space() is space  # built once
+    fresh = PruneSearch(cfg, progress=False)  # neither run nor loaded: from the caches
+    assert fresh.search_space().scan.dense_acc == ran.space_.scan.dense_acc
+    assert fresh.workspace() is fresh.ws_
     for name in ran.space_.baseline_names():
         for level in cfg.search.levels:
-            assert space.baseline_policy(name, level).keep == pytest.approx(
-                ran.space_.baseline_policy(name, level).keep)
+            for other in (space, fresh.search_space()):
+                assert other.baseline_policy(name, level).keep == pytest.approx(
+                    ran.space_.baseline_policy(name, level).keep)
 
 
 def _slow_structures(monkeypatch, cap_ratio: float):

@@ -113,12 +113,22 @@ class PruneSearch:
         training (see :func:`autoprune.search.plan.plan_space`)."""
         return plan_space(self.cfg, ws, getattr(self, "record_", None))
 
+    def workspace(self) -> Workspace:
+        """The study's data, baseline and caches: the workspace :meth:`run` or :meth:`load`
+        opened, or a new one (opening trains nothing; the baseline is trained or read from
+        the cache when first asked for)."""
+        if getattr(self, "ws_", None) is None:
+            self.ws_ = Workspace(self.cfg, device=self.device, progress=self.progress)
+        return self.ws_
+
     def search_space(self) -> SearchSpace:
         """The space this study searches, bound to its baseline and its scan: the one
-        :meth:`run` builds; a study opened with :meth:`load` builds it here, from the
-        caches."""
+        :meth:`run` builds; otherwise built here from the caches (a study opened with
+        :meth:`load` uses its recorded latency calibration; one neither run nor loaded,
+        for example to draw or screen policies, calibrates anew and trains the baseline and
+        runs the scan if they are not cached)."""
         if getattr(self, "space_", None) is None:
-            ws = self.ws_
+            ws = self.workspace()
             self.space_ = _bind(self.plan(ws), ws, ws.scan(get_mode(self.cfg.search.mode).scan))
         return self.space_
 
@@ -128,7 +138,8 @@ class PruneSearch:
         scorer (the coordinator also queues the warm-start baselines, once)."""
         cfg = self.cfg
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        ws = self.ws_ = Workspace(cfg, device=self.device, progress=self.progress)
+        self.ws_ = None  # a new one for each run
+        ws = self.workspace()
         study = self.open()
         record = self.record_
         recover_dead_trials(study, one_process=cfg.storage_url.startswith("sqlite"))
