@@ -328,6 +328,6 @@ class PruneSearch:
         if self.record_.dense is None or self.record_.results().empty:
             raise StudyStateError(f"Study {cfg.name!r} has no completed trial yet; run "
                                  f"'autoprune search {cfg.source or cfg.name}' first.")
-        self.ws_ = Workspace(cfg, device=device, progress=progress)
+        self.workspace()
         self._collect()
         return self
