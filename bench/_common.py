@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,11 @@ def machine() -> dict:
 
     return {**describe(), "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"],
                                                    capture_output=True, text=True).stdout.strip()}
+
+
+def mean_std(values) -> str:
+    """``"mean ± std"`` of a few seeds' accuracies, as the benchmark reports print them."""
+    return f"{statistics.fmean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
 def write(name: str, result: dict, markdown: str) -> None:

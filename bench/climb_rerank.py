@@ -21,9 +21,8 @@ import statistics as st
 import time
 from pathlib import Path
 
-from _common import write
+from _common import mean_std, write
 
-SEEDS = (2000, 2001, 2002)  # the benchmarks' finalize seeds
 PROXY_SEEDS = (101, 102)
 
 
@@ -40,9 +39,11 @@ def main() -> None:
     from autoprune.search.scoring import ProxyScorer
     from autoprune.search.screening import screen
     from autoprune.search.study import PruneSearch
+    from autoprune.workflow.bench import BenchSettings
     from autoprune.workflow.bench.evaluate import Evaluator
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    finalize_seeds = BenchSettings().seeds  # the benchmarks'
     t0 = time.perf_counter()
     search = PruneSearch(args.study, overrides=["name=climb_rerank"], device="cpu",
                          progress=False)
@@ -50,7 +51,7 @@ def main() -> None:
     ws = search.workspace()
     scorer, ev = ProxyScorer(ws, 0.0), Evaluator(search)
 
-    def test(policy, seeds=SEEDS) -> list[float]:
+    def test(policy, seeds=finalize_seeds) -> list[float]:
         return [ev.finetuned(policy, s)["test_acc"] for s in seeds]
 
     def proxy(policy) -> float:
@@ -69,7 +70,7 @@ def main() -> None:
                                            climb=448)
                 pol = space.sample(optuna.trial.FixedTrial(params), factor=level)
                 cands.append({"seed": seed, "estimate": est, "proxy": proxy(pol),
-                              "test1": test(pol, SEEDS[:1])[0], "policy": pol})
+                              "test1": test(pol, finalize_seeds[:1])[0], "policy": pol})
             fav = max(cands, key=lambda c: c["proxy"])
             by_est = max(cands, key=lambda c: c["estimate"])
             fav_test, est_test = test(fav["policy"]), test(by_est["policy"])
@@ -84,15 +85,12 @@ def main() -> None:
                   f"proxy pick {st.mean(fav_test):.2f}, estimate pick {st.mean(est_test):.2f}",
                   flush=True)
 
-    def ms(xs):
-        return f"{st.mean(xs):.2f} ± {st.stdev(xs):.2f}"
-
     lines = [f"# Climbed candidates re-ranked by the proxy: {args.study}", "",
              __doc__.split("\n\n")[1].replace("\n", " "), "",
              f"{args.candidates} candidates per pool; proxy: the study's proxy fine-tune, mean of "
              f"seeds {PROXY_SEEDS} on the first {args.images} validation images; TEST: the "
-             f"study's finalize, seeds {SEEDS} (candidates: the first only). Diff: pick minus "
-             "the best heuristic at the level (mean over seeds).", "",
+             f"study's finalize, seeds {finalize_seeds} (candidates: the first only). Diff: "
+             "pick minus the best heuristic at the level (mean over seeds).", "",
              "| level | pool | best heuristic | heuristic TEST % | pick by proxy | TEST % | diff | "
              "pick by estimate | TEST % | diff | candidates' TEST (1 seed) min–max |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -100,10 +98,11 @@ def main() -> None:
         h = st.mean(r["heuristic"])
         t1 = [c["test1"] for c in r["candidates"]]
         lines.append(
-            f"| {r['level']:.2f} | {r['pool']} | {r['best_heuristic']} | {ms(r['heuristic'])} | "
-            f"seed {r['proxy_pick']} | {ms(r['proxy_pick_test'])} | "
+            f"| {r['level']:.2f} | {r['pool']} | {r['best_heuristic']} | "
+            f"{mean_std(r['heuristic'])} | "
+            f"seed {r['proxy_pick']} | {mean_std(r['proxy_pick_test'])} | "
             f"{st.mean(r['proxy_pick_test']) - h:+.2f} | seed {r['estimate_pick']} | "
-            f"{ms(r['estimate_pick_test'])} | {st.mean(r['estimate_pick_test']) - h:+.2f} | "
+            f"{mean_std(r['estimate_pick_test'])} | {st.mean(r['estimate_pick_test']) - h:+.2f} | "
             f"{min(t1):.2f}–{max(t1):.2f} |")
     lines += ["", f"Command: `.venv/bin/python bench/climb_rerank.py {args.study} --levels "
               f"{args.levels} --candidates {args.candidates} --pools {args.pools}` "

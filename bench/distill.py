@@ -13,10 +13,9 @@ Reported per point: mean ± std over seeds of each, and the paired difference (s
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
-from _common import write
+from _common import mean_std, write
 
 
 def main() -> None:
@@ -53,9 +52,6 @@ def main() -> None:
     seconds = time.perf_counter() - start
     cfg = searches["labels"].cfg
 
-    def ms(v):
-        return f"{statistics.fmean(v):.2f} ± {statistics.stdev(v):.2f}"
-
     all_diffs = [d for r in rows for d in r["diffs"]]
     md = [f"# Distillation from the dense model in finalize ({cfg.name})", "",
           f"Command: `.venv/bin/python bench/distill.py --study {args.study} --levels "
@@ -69,10 +65,10 @@ def main() -> None:
           "| level (x budget) | heuristic | labels only (test %) | distilled (test %) | "
           "paired difference (pp) |", "|---|---|---|---|---|"]
     for r in rows:
-        md.append(f"| {r['level']:g} | {r['heuristic']} | {ms(r['labels'])} | "
-                  f"{ms(r['distill'])} | {ms(r['diffs'])} |")
+        md.append(f"| {r['level']:g} | {r['heuristic']} | {mean_std(r['labels'])} | "
+                  f"{mean_std(r['distill'])} | {mean_std(r['diffs'])} |")
     md += ["", f"Over all {len(all_diffs)} paired runs: distilled − labels only = "
-               f"{ms(all_diffs)} pp; {sum(d > 0 for d in all_diffs)} of {len(all_diffs)} "
+               f"{mean_std(all_diffs)} pp; {sum(d > 0 for d in all_diffs)} of {len(all_diffs)} "
                f"positive."]
     write(f"distill_{cfg.name}", {"study": args.study, "weight": args.weight,
                                   "temperature": args.temperature,
