@@ -166,7 +166,7 @@ def test_latency_refit_shrinks_the_cap_until_the_measured_structure_fits():
     def ms(policy):  # a fixed part the MACs do not remove, as on a real CPU
         return 0.2 + 0.8 * policy["scale"]
 
-    policy, steps = LatencyRefit(0.7, ms, tries=3, margin=0.03).fit(make)
+    policy, steps, _ = LatencyRefit(0.7, ms, tries=3, margin=0.03).fit(make)
     target = 0.97 * 0.7
     first = (target / 1.0) ** 1.5
     assert [s["scale"] for s in steps] == pytest.approx([1.0, first])
@@ -174,14 +174,55 @@ def test_latency_refit_shrinks_the_cap_until_the_measured_structure_fits():
     assert policy == {"scale": pytest.approx(first)} and made == pytest.approx([1.0, first])
 
     # already fast enough: measured once, left as proposed
-    policy, steps = LatencyRefit(2.0, ms, tries=3).fit(make)
+    policy, steps, _ = LatencyRefit(2.0, ms, tries=3).fit(make)
     assert policy == {"scale": 1.0} and len(steps) == 1
     # tries run out: the last policy is kept (its constraint will say it misses)
-    policy, steps = LatencyRefit(0.1, ms, tries=2).fit(make)
-    assert len(steps) == 3 and steps[-1]["ms"] > 0.1 and policy["scale"] == steps[-1]["scale"]
+    policy, steps, kept = LatencyRefit(0.1, ms, tries=2).fit(make)
+    assert kept == steps[-1]["ms"] > 0.1 and len(steps) == 3
+    assert policy["scale"] == steps[-1]["scale"]
     # never below the smallest policy's scale
-    policy, steps = LatencyRefit(0.1, ms, tries=5, min_scale=0.5).fit(make)
+    policy, steps, _ = LatencyRefit(0.1, ms, tries=5, min_scale=0.5).fit(make)
     assert [s["scale"] for s in steps][-1] == 0.5 and len(steps) == 2
+
+
+def test_latency_refit_grow_fills_the_band_under_the_target():
+    """With ``grow``, a structure measured faster than (1 - grow) x the target is built again
+    under a larger cap (proportionally first, then along the log-log line of the last two
+    measurements); one grown past the target (confirmed by three runs) is not kept: the
+    largest structure that met the target is, with its own measurement."""
+    from autoprune.search.calibration import LatencyRefit
+
+    runs = []
+
+    def ms(policy):  # latency that grows faster than the cap: a proportional step overshoots
+        runs.append(policy["scale"])
+        return 0.5 * policy["scale"] ** 2
+
+    target, low = 0.97 * 2.0, 0.9 * 0.97 * 2.0
+    aim = (target + low) / 2  # the middle of the band
+    policy, steps, kept = LatencyRefit(2.0, ms, tries=3, margin=0.03, grow=0.1).fit(
+        lambda s: {"scale": s})
+    up = aim / 0.5
+    assert steps[0] == {"scale": 1.0, "ms": 0.5} and steps[1]["scale"] == pytest.approx(up)
+    assert steps[1]["ms"] > target  # overshot; the line through both points has slope 2
+    assert steps[2]["scale"] == pytest.approx((aim / 0.5) ** 0.5)
+    assert steps[2]["ms"] == pytest.approx(aim) and low <= kept <= target
+    assert policy == {"scale": pytest.approx(steps[2]["scale"])} and kept == steps[2]["ms"]
+    assert len(steps) == 3 and runs.count(1.0) == 1 and len(runs) == 7  # re-projections x3
+
+    # out of tries after overshooting: the structure that met the target is kept, not the last
+    policy, steps, kept = LatencyRefit(2.0, ms, tries=1, grow=0.1).fit(lambda s: {"scale": s})
+    assert len(steps) == 2 and steps[-1]["ms"] > target
+    assert policy == {"scale": 1.0} and kept == 0.5
+
+    # the cap stops changing the structure (the dense model is reached): growth stops there
+    policy, steps, kept = LatencyRefit(2.0, ms, tries=3, grow=0.1).fit(
+        lambda s: {"scale": min(s, 1.5)})
+    assert policy == {"scale": 1.5} and kept == pytest.approx(1.125) and len(steps) == 2
+
+    # without grow a fast structure is left as proposed
+    policy, steps, kept = LatencyRefit(2.0, ms, tries=3).fit(lambda s: {"scale": s})
+    assert policy == {"scale": 1.0} and steps == [{"scale": 1.0, "ms": 0.5}] and kept == 0.5
 
 
 def test_latency_refit_confirms_a_slow_measurement_before_reprojecting():
@@ -191,9 +232,9 @@ def test_latency_refit_confirms_a_slow_measurement_before_reprojecting():
 
     runs = iter([1.5, 0.6, 0.62])  # a spike, then two ordinary runs
 
-    policy, steps = LatencyRefit(0.7, lambda p: next(runs), tries=3).fit(lambda s: {"s": s})
+    policy, steps, _ = LatencyRefit(0.7, lambda p: next(runs), tries=3).fit(lambda s: {"s": s})
     assert policy == {"s": 1.0} and steps == [{"scale": 1.0, "ms": 0.62}]
     runs = iter([1.5, 0.6, 0.62])
-    _, steps = LatencyRefit(0.7, lambda p: next(runs), tries=3, confirm=0).fit(
+    _, steps, _ = LatencyRefit(0.7, lambda p: next(runs), tries=3, confirm=0).fit(
         lambda s: {"s": s})
     assert steps[0]["ms"] == 1.5 and len(steps) == 2  # without confirmation: re-projected

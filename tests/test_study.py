@@ -794,10 +794,10 @@ def test_a_loaded_or_fresh_study_rebuilds_the_space_it_searched(synthetic_idx_ro
                     ran.space_.baseline_policy(name, level).keep)
 
 
-def _slow_structures(monkeypatch, cap_ratio: float):
-    """Latency as a real CPU shows it on odd channel counts: ``dense x macs_ratio ** 0.7``
-    (slower than the MACs line of the calibration, faked to say ``cap_ratio`` of the dense
-    MACs meets the budget). Returns the MACs ratio of a model."""
+def _slow_structures(monkeypatch, cap_ratio: float, power: float = 0.7):
+    """Latency as a real CPU shows it on odd channel counts: ``dense x macs_ratio ** power``
+    (0.7: slower than the MACs line of the calibration, faked to say ``cap_ratio`` of the
+    dense MACs meets the budget; above 1: faster). Returns the MACs ratio of a model."""
     import autoprune.search.plan as plan
 
     dense = {}
@@ -811,7 +811,7 @@ def _slow_structures(monkeypatch, cap_ratio: float):
 
     monkeypatch.setattr(plan, "calibrate_latency", cap)
     monkeypatch.setattr(ProxyScorer, "measure_latency",
-                        lambda self, model: self.dense_latency_ms * ratio(model) ** 0.7)
+                        lambda self, model: self.dense_latency_ms * ratio(model) ** power)
     return ratio
 
 
@@ -880,6 +880,46 @@ def test_latency_refit_projects_slow_structures_again_before_fine_tuning(
         assert search.heuristic_policy("uniform", 1.0).keep == pytest.approx(
             search.record_.trial(trial).policy.keep)
     assert off.cfg.fingerprint()["latency"] != on.cfg.fingerprint()["latency"]
+
+
+def test_latency_refit_grow_spends_the_latency_the_macs_line_left_unused(
+        synthetic_idx_root, in_tmp, monkeypatch):
+    """With ``latency.refit_grow``, structures the MACs line built faster than their level's
+    share of the latency cap are grown toward it (heuristics at each sweep level and searched
+    trials alike): more MACs than without it, every kept structure still within its level's
+    target, and the trial's latency is the kept structure's measurement."""
+    from autoprune.search.record import TrialView
+
+    _slow_structures(monkeypatch, 0.6, power=1.6)  # latency falls faster than MACs
+    results = {}
+    for grow in (0.0, 0.15):
+        raw = tiny_raw(synthetic_idx_root, search={"mode": "channel", "prior": "uniform",
+                                                    "trials": 6, "sweep": True, "floor": 0.6,
+                                                    "ladder": 2},
+                       latency={"refit_grow": grow})
+        raw["budget"] = {"latency": 0.6}
+        results[grow] = PruneSearch(config_from_dict(raw, f"grow{grow}"), progress=False).run()
+    off, on = results[0.0], results[0.15]
+    dense_ms = on.record_.dense.latency_ms
+    grown = 0
+    for t in on.study_.trials:
+        steps, kept = t.user_attrs["latency_refit"], t.user_attrs["latency_ms"]
+        target = 0.97 * 0.6 * TrialView(t).level * dense_ms
+        assert kept <= target and kept in [a["ms"] for a in steps]
+        assert steps[0]["ms"] < 0.85 * target  # the line's cut: too fast at every level
+        grown += kept >= 0.85 * target
+    assert grown >= 4  # the rest stopped on the channels' granularity or the tries
+    assert on.results_["feasible"].all() and off.results_["feasible"].all()
+    macs = {g: r.results_.query("baseline != ''").set_index(["baseline", "level"])["macs"]
+            for g, r in results.items()}
+    assert (macs[0.15] > macs[0.0]).all()
+    summary = on.record_.refit_summary()
+    assert summary["refitted"] >= 4 and summary["passed"] == summary["trials"]
+    text = refit_paragraph(summary, on.cfg.latency)
+    assert "grown or shrunk into 0.82-0.97 x its level's share" in text
+    assert "kept structure's measurement" in text
+    assert off.cfg.fingerprint()["latency"] != on.cfg.fingerprint()["latency"]
+    assert "grow" not in off.cfg.fingerprint()["latency"]  # older studies keep their key
 
 
 def test_screening_queues_the_best_estimated_draw_at_each_level(synthetic_idx_root, in_tmp):

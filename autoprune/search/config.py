@@ -294,6 +294,11 @@ class LatencySettings:
             the cap, the policy is projected again onto a smaller structural-MACs cap, at most
             ``refit`` times (0: off; the MACs line alone decides, as before).
         refit_margin: Fraction of the latency cap kept in reserve for measurement noise.
+        refit_grow: Also grow a structure measured faster than ``(1 - refit_grow)`` x its
+            target, the target then being its own level's share of the cap (the sweep's
+            level, 1 without it): a latency budget the MACs line overestimates is used
+            instead of left idle (0: off, structures are only shrunk; with it on, every
+            re-projected structure's latency is the median of three runs).
     """
 
     device: str = "cpu"
@@ -303,6 +308,7 @@ class LatencySettings:
     backend: str = "torch"
     refit: int = 3
     refit_margin: float = 0.03
+    refit_grow: float = 0.0
 
     def __post_init__(self) -> None:
         if self.batch_size <= 0 or self.threads <= 0 or not self.min_run_time > 0:
@@ -319,6 +325,10 @@ class LatencySettings:
                 or not 0.0 <= self.refit_margin < 0.5:
             raise ConfigError(f"latency.refit_margin must be in [0, 0.5), got "
                               f"{self.refit_margin!r}.")
+        if isinstance(self.refit_grow, bool) or not isinstance(self.refit_grow, int | float) \
+                or not 0.0 <= self.refit_grow < 0.5:
+            raise ConfigError(f"latency.refit_grow must be in [0, 0.5) (0: off), got "
+                              f"{self.refit_grow!r}.")
         if self.backend == "onnxruntime":
             if self.device != "cpu":
                 raise ConfigError(f"latency.backend = 'onnxruntime' runs on the CPU: set "
@@ -417,8 +427,10 @@ class StudyConfig:
     def _refit_key(self) -> str:
         # absent where it does nothing, so studies made before it existed keep their key
         lat = self.latency
-        return (f" refit={lat.refit} margin={lat.refit_margin!r}" if self.refits_latency()
-                else "")
+        if not self.refits_latency():
+            return ""
+        grow = f" grow={lat.refit_grow!r}" if lat.refit_grow else ""
+        return f" refit={lat.refit} margin={lat.refit_margin!r}{grow}"
 
     def advice(self) -> list[str]:
         """Settings that are valid but probably not what the user wants, one sentence each

@@ -33,13 +33,14 @@ class Objective:
         objectives: Objective names, in the study's order.
         prefilter: Skip the fine-tune of a searched trial whose additive scan estimate is this
             many points below the best feasible proxy accuracy so far (0: never).
-        refit: ``(tries, margin)`` of a :class:`LatencyRefit` of each channel structure onto
-            the latency budget before fine-tuning (``None``: off).
+        refit: ``(tries, margin, grow)`` of a :class:`LatencyRefit` of each channel structure
+            onto the latency budget before fine-tuning (``None``: off; ``grow > 0``: onto its
+            level's share of it, grown as well as shrunk).
     """
 
     def __init__(self, space: SearchSpace, scorer: ProxyScorer, budget: Budget,
                  dense: DenseReference, objectives: Sequence[str], prefilter: float = 0.0,
-                 refit: tuple[int, float] | None = None) -> None:
+                 refit: tuple[int, float, float] | None = None) -> None:
         self.space = space
         self.scorer = scorer
         self.budget = budget
@@ -52,7 +53,7 @@ class Objective:
         view = TrialView(trial)
         view.set_worker(socket.gethostname(), os.getpid())
         name = view.baseline
-        policy, steps, passed = self.build(name, view.level, trial)
+        policy, steps, passed, refit_ms = self.build(name, view.level, trial)
         if steps:
             view.set_refit(steps, passed)
         view.set_policy(policy)
@@ -62,7 +63,7 @@ class Objective:
         if self.prefilter > 0 and not name and est is not None:
             self._maybe_skip(trial, policy, est)
         # the refit timed this very structure; fine-tuning changes weights, not shapes
-        score = self.scorer.score(policy, latency_ms=steps[-1]["ms"] if steps else None)
+        score = self.scorer.score(policy, latency_ms=refit_ms)
         view.set_score({**score.to_dict(), "size_ratio": score.size_mib / self.dense["size_mib"]})
         measured = {"size_mib": score.size_mib, "macs": score.macs,
                     "latency_ms": score.latency_ms}
@@ -71,11 +72,12 @@ class Objective:
                      for o in self.objectives)
 
     def build(self, name: str, level: float, trial: optuna.Trial | None = None
-              ) -> tuple[Policy, list[dict[str, float]], bool]:
-        """``(policy, steps, passed)``: heuristic ``name``'s policy at ``level`` x the budget
-        (``name = ""``: sampled from ``trial``), re-projected by the latency refit when it is
-        on (see :class:`LatencyRefit`); ``steps``: its measurements (empty when none ran),
-        ``passed``: whether the last met the refit's target."""
+              ) -> tuple[Policy, list[dict[str, float]], bool, float | None]:
+        """``(policy, steps, passed, ms)``: heuristic ``name``'s policy at ``level`` x the
+        budget (``name = ""``: sampled from ``trial``, at its own sampled level), re-projected
+        by the latency refit when it is on (see :class:`LatencyRefit`); ``steps``: its
+        measurements (empty when none ran), ``passed``: whether the returned structure met the
+        refit's target, ``ms``: its measured latency (``None`` without the refit)."""
 
         def make(scale: float) -> Policy:
             space = self.space.tightened(scale)
@@ -83,13 +85,14 @@ class Objective:
 
         policy = make(1.0)
         if self.refit is None or not policy.keep:
-            return policy, [], False
-        tries, margin = self.refit
-        fit = LatencyRefit(self.budget.caps(self.dense)["latency_ms"],
-                           self.scorer.structure_latency, tries, margin,
-                           self.space.min_structural_scale(level))
-        policy, steps = fit.fit(make)
-        return policy, steps, steps[-1]["ms"] <= fit.target_ms
+            return policy, [], False, None
+        tries, margin, grow = self.refit
+        level = float(policy.meta.get("target", level))  # a sampled trial's sweep target
+        cap = self.budget.caps(self.dense)["latency_ms"] * (level if grow else 1.0)
+        fit = LatencyRefit(cap, self.scorer.structure_latency, tries, margin,
+                           self.space.min_structural_scale(level), grow=grow)
+        policy, steps, ms = fit.fit(make)
+        return policy, steps, ms <= fit.target_ms, ms
 
     def _constrain(self, trial: optuna.Trial, measured: dict[str, float]) -> None:
         for k, v in self.budget.constraints(self.dense, measured).items():

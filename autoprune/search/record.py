@@ -203,8 +203,9 @@ class TrialView:
         return bool(self.trial.user_attrs.get(_REFIT_REUSED))
 
     def set_refit(self, steps: list[dict[str, float]], passed: bool) -> None:
-        """Record the refit's measurements, whether the last met its target, and that the
-        trial's latency is that last measurement."""
+        """Record the refit's measurements, whether the structure it kept met its target,
+        and that the trial's latency is that structure's measurement (the last one, unless
+        ``latency.refit_grow`` grew a structure past the target and went back)."""
         self.trial.set_user_attr(_REFIT, steps)
         self.trial.set_user_attr(_REFIT_PASSED, passed)
         self.trial.set_user_attr(_REFIT_REUSED, True)

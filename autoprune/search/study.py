@@ -228,7 +228,7 @@ class PruneSearch:
 
     def _objective(self) -> Objective:
         cfg, lat = self.cfg, self.cfg.latency
-        refit = (lat.refit, lat.refit_margin) if cfg.refits_latency() else None
+        refit = (lat.refit, lat.refit_margin, lat.refit_grow) if cfg.refits_latency() else None
         return Objective(self.space_, self.scorer_, cfg.budget, self.record_.dense,
                          cfg.search.objectives, cfg.search.prefilter, refit)
 

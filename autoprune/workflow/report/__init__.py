@@ -98,9 +98,16 @@ def refit_paragraph(refit: dict[str, int] | None, lat: LatencySettings) -> str |
     else:
         recorded = (f"{refit['reused']} trials recorded the structure's last measurement there, "
                     f"the others (made before that change) a measurement after fine-tuning")
+    if lat.refit_grow:
+        recorded = recorded.replace("structure's last", "kept structure's")
+        band = (f"{(1 - lat.refit_grow) * (1 - lat.refit_margin):.2f}-"
+                f"{1 - lat.refit_margin:.2f} x its level's share of the latency cap")
+        again = f"another MACs cap (grown or shrunk into {band}, at most {lat.refit} times)"
+    else:
+        again = (f"a smaller MACs cap (at most {lat.refit} times, target "
+                 f"{1 - lat.refit_margin:.2f} x the latency cap)")
     return (f"Latency refit: {refit['trials']} channel structures timed before fine-tuning, "
-            f"{refit['refitted']} projected again onto a smaller MACs cap (at most "
-            f"{lat.refit} times, target {1 - lat.refit_margin:.2f} x the latency cap); "
+            f"{refit['refitted']} projected again onto {again}; "
             f"{refit['passed']} met that target, and {refit['passed_met']} of those met the "
             f"latency budget as the trial recorded it: {recorded}.")
 
