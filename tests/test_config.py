@@ -144,3 +144,19 @@ def test_sampler_seed_is_not_in_the_fingerprint_and_is_checked():
     assert s1.fingerprint() == cfg.fingerprint() and s1.proxy.seed == cfg.proxy.seed
     with pytest.raises(ValueError, match="search.sampler_seed must be a whole number >= 0"):
         load_config("studies/demo.toml", ["search.sampler_seed=-1"])
+
+
+def test_refit_grow_without_the_latency_refit_is_a_note_not_silence():
+    """``latency.refit_grow`` where no refit runs (no latency budget, fine-grained mode or
+    ``latency.refit = 0``) is valid but does nothing: the CLI's advice says so."""
+    from autoprune.search.config import load_config
+
+    grow = ["latency.refit_grow=0.1"]
+    assert not any("refit_grow" in n for n in
+                   load_config("studies/mobilenetv2_channel_latency50.toml").advice())
+    for study, extra in (("studies/vgg_fine_size10.toml", []),
+                         ("studies/vgg_channel_macs25.toml", []),
+                         ("studies/vgg_channel_latency50.toml", ["latency.refit=0"])):
+        notes = load_config(study, grow + extra).advice()
+        assert len(notes) == 1 and "latency.refit_grow = 0.1 does nothing here" in notes[0]
+    assert load_config("studies/vgg_channel_latency50.toml", grow).advice() == []

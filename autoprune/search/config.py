@@ -447,6 +447,11 @@ class StudyConfig:
                     f"and other channel counts turn far less of the MAC reduction into speed "
                     f"(on the demo, 0.51 of it against 0.92 at round_to 16 on AVX-512); set "
                     f"search.round_to = {block}.")
+        if self.latency.refit_grow and not self.refits_latency():
+            notes.append(
+                f"latency.refit_grow = {self.latency.refit_grow} does nothing here: it grows "
+                f"structures in the latency refit, which runs only in channel and hybrid "
+                f"studies under a latency budget with latency.refit > 0.")
         return notes
 
     @property
