@@ -794,10 +794,11 @@ def test_a_loaded_or_fresh_study_rebuilds_the_space_it_searched(synthetic_idx_ro
                     ran.space_.baseline_policy(name, level).keep)
 
 
-def _slow_structures(monkeypatch, cap_ratio: float, power: float = 0.7):
-    """Latency as a real CPU shows it on odd channel counts: ``dense x macs_ratio ** power``
-    (0.7: slower than the MACs line of the calibration, faked to say ``cap_ratio`` of the
-    dense MACs meets the budget; above 1: faster). Returns the MACs ratio of a model."""
+def _structure_latency_as_power(monkeypatch, cap_ratio: float, power: float = 0.7):
+    """Structures timed as ``dense x macs_ratio ** power`` against a calibration faked to say
+    ``cap_ratio`` of the dense MACs meets the budget: 0.7 is slower than that MACs line, as a
+    real CPU shows on odd channel counts; above 1, faster. Returns the MACs ratio of a
+    model."""
     import autoprune.search.plan as plan
 
     dense = {}
@@ -821,7 +822,7 @@ def test_latency_refit_projects_slow_structures_again_before_fine_tuning(
     and, while slower than (1 - margin) x the cap, projected again onto a smaller MACs cap:
     heuristics and searched trials the MACs line built too slow become feasible; with
     ``latency.refit = 0`` they stay infeasible."""
-    _slow_structures(monkeypatch, 0.6)
+    _structure_latency_as_power(monkeypatch, 0.6)
     timed, structures = ProxyScorer.measure_latency, ProxyScorer.structure_latency
     calls = {}
 
@@ -890,7 +891,7 @@ def test_latency_refit_grow_spends_the_latency_the_macs_line_left_unused(
     target, and the trial's latency is the kept structure's measurement."""
     from autoprune.search.record import TrialView
 
-    _slow_structures(monkeypatch, 0.6, power=1.6)  # latency falls faster than MACs
+    _structure_latency_as_power(monkeypatch, 0.6, power=1.6)  # latency falls faster than MACs
     results = {}
     for grow in (0.0, 0.15):
         raw = tiny_raw(synthetic_idx_root, search={"mode": "channel", "prior": "uniform",

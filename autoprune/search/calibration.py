@@ -218,9 +218,8 @@ class LatencyRefit:
     of that band, along the log-log line through the last two measurements (proportionally
     from the first: :meth:`_next_scale`), and once a structure has met the target and a
     larger one has not, stays between the two; the largest structure that met the target is
-    kept. Every measurement
-    after the first is then confirmed by the median of ``1 + confirm`` runs, since the kept
-    structure lies close to the target.
+    kept. Every measurement after the first is then confirmed by the median of
+    ``1 + confirm`` runs, since the kept structure lies close to the target.
 
     Attributes:
         cap_ms: The latency cap in ms (with ``grow``: the trial's level's).

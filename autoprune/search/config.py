@@ -318,17 +318,9 @@ class LatencySettings:
             raise ConfigError(f"latency.device must be cpu, cuda or cuda:N, got "
                               f"{self.device!r}.")
         _choice("latency.backend", self.backend, ("torch", "onnxruntime"))
-        if isinstance(self.refit, bool) or not isinstance(self.refit, int) or self.refit < 0:
-            raise ConfigError(f"latency.refit must be a whole number >= 0 (0: off), got "
-                              f"{self.refit!r}.")
-        if isinstance(self.refit_margin, bool) or not isinstance(self.refit_margin, int | float) \
-                or not 0.0 <= self.refit_margin < 0.5:
-            raise ConfigError(f"latency.refit_margin must be in [0, 0.5), got "
-                              f"{self.refit_margin!r}.")
-        if isinstance(self.refit_grow, bool) or not isinstance(self.refit_grow, int | float) \
-                or not 0.0 <= self.refit_grow < 0.5:
-            raise ConfigError(f"latency.refit_grow must be in [0, 0.5) (0: off), got "
-                              f"{self.refit_grow!r}.")
+        _whole("latency.refit", self.refit, " (0: off)")
+        _below_half("latency.refit_margin", self.refit_margin)
+        _below_half("latency.refit_grow", self.refit_grow, " (0: off)")
         if self.backend == "onnxruntime":
             if self.device != "cpu":
                 raise ConfigError(f"latency.backend = 'onnxruntime' runs on the CPU: set "
@@ -490,6 +482,12 @@ def _whole(key: str, value: Any, meaning: str = "") -> None:
     """Refuse anything but a whole number >= 0 (booleans and floats included)."""
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ConfigError(f"{key} must be a whole number >= 0{meaning}, got {value!r}.")
+
+
+def _below_half(key: str, value: Any, meaning: str = "") -> None:
+    """Refuse anything but a number in [0, 0.5) (booleans included): a share of a cap."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value < 0.5:
+        raise ConfigError(f"{key} must be in [0, 0.5){meaning}, got {value!r}.")
 
 
 def _build(cls, section: str, values: dict[str, Any], **extra):

@@ -92,14 +92,13 @@ def refit_paragraph(refit: dict[str, int] | None, lat: LatencySettings) -> str |
     ``lat``: the study's latency settings); ``None`` when the refit never ran."""
     if refit is None:
         return None
+    which = "kept structure's" if lat.refit_grow else "structure's last"
     if refit["reused"] == refit["trials"]:
-        recorded = ("its structure's last measurement there (fine-tuning changes weights, "
-                    "not shapes)")
+        recorded = f"its {which} measurement there (fine-tuning changes weights, not shapes)"
     else:
-        recorded = (f"{refit['reused']} trials recorded the structure's last measurement there, "
+        recorded = (f"{refit['reused']} trials recorded the {which} measurement there, "
                     f"the others (made before that change) a measurement after fine-tuning")
     if lat.refit_grow:
-        recorded = recorded.replace("structure's last", "kept structure's")
         band = (f"{(1 - lat.refit_grow) * (1 - lat.refit_margin):.2f}-"
                 f"{1 - lat.refit_margin:.2f} x its level's share of the latency cap")
         again = f"another MACs cap (grown or shrunk into {band}, at most {lat.refit} times)"
